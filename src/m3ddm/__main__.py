@@ -1,0 +1,5 @@
+import sys
+
+from m3ddm.cli import main
+
+sys.exit(main())
