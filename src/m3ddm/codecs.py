@@ -1,0 +1,137 @@
+"""The latent codec: pixels <-> scaled latents, over a diffusers ``AutoencoderKL``.
+
+Any local diffusers ``AutoencoderKL`` folder works (SD's VAE: factor 8, 4 channels, scale 0.18215), and so do the
+small codecs we train ourselves (same class, smaller widths). Latents handed to the UNet are always *scaled*
+(multiplied by ``scaling_factor``), as in Stable Diffusion.
+
+Encoding is deterministic by default (the posterior mean) so that batching, resuming and re-running give identical
+latents; a seeded posterior sample is available for training and for the official driver's behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL
+
+from m3ddm.errors import UserError
+
+# Tiny random codec used by tests: 4 blocks -> spatial factor 8, like SD's VAE.
+TINY_CODEC_CONFIG = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(8, 16, 16, 16),
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=4,
+    scaling_factor=0.18215,
+    mid_block_add_attention=False,
+)
+
+# The small codec we train for the shipped default model.
+SMALL_CODEC_CONFIG = dict(TINY_CODEC_CONFIG, block_out_channels=(32, 64, 96, 96), norm_num_groups=16)
+
+
+class LatentCodec(torch.nn.Module):
+    """Pixels in [-1, 1] ``[N, 3, H, W]`` <-> scaled latents ``[N, C, H/f, W/f]``."""
+
+    def __init__(self, vae: AutoencoderKL):
+        super().__init__()
+        self.vae = vae
+
+    # --- construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_config_dict(cls, config: dict, seed: int | None = 0) -> LatentCodec:
+        if seed is not None:
+            torch.manual_seed(seed)
+        return cls(AutoencoderKL(**config))
+
+    @classmethod
+    def tiny(cls, seed: int = 0) -> LatentCodec:
+        return cls.from_config_dict(TINY_CODEC_CONFIG, seed)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, torch_dtype: torch.dtype | None = None) -> LatentCodec:
+        """Load a local diffusers ``AutoencoderKL`` folder (an SD ``vae/`` folder or one we saved)."""
+        path = Path(path)
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise UserError(f"not a VAE folder (no config.json): {path}")
+        try:
+            class_name = json.loads(config_file.read_text()).get("_class_name", "AutoencoderKL")
+        except json.JSONDecodeError as exc:
+            raise UserError(f"unreadable VAE config {config_file}: {exc}") from None
+        if class_name != "AutoencoderKL":
+            raise UserError(f"{path} holds a {class_name}, expected an AutoencoderKL")
+        if not any((path / name).is_file() for name in _WEIGHT_NAMES):
+            raise UserError(f"VAE folder {path} has no weights ({' or '.join(_WEIGHT_NAMES)})")
+        try:
+            vae = AutoencoderKL.from_pretrained(path, torch_dtype=torch_dtype, local_files_only=True)
+        except (OSError, ValueError, RuntimeError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"cannot load the VAE from {path}: {first_line}") from None
+        return cls(vae)
+
+    def save_pretrained(self, path: str | os.PathLike) -> None:
+        self.vae.save_pretrained(path, safe_serialization=True)
+
+    # --- properties ---------------------------------------------------------------------------------
+    @property
+    def scaling_factor(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    @property
+    def downsample_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.latent_channels)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.vae.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.vae.parameters()).device
+
+    # --- the two directions -------------------------------------------------------------------------
+    def encode(
+        self,
+        pixels: torch.Tensor,
+        *,
+        sample: bool = False,
+        generator: torch.Generator | None = None,
+        batch_size: int | None = None,
+    ) -> torch.Tensor:
+        """Scaled latents of ``pixels`` (in [-1, 1]). Posterior mean unless ``sample`` (then seeded by ``generator``).
+
+        ``batch_size`` slices the batch (VAE slicing) to bound peak memory.
+        """
+        chunks = pixels.split(batch_size) if batch_size else (pixels,)
+        out = []
+        for chunk in chunks:
+            dist = self.vae.encode(chunk.to(self.device, self.dtype)).latent_dist
+            if sample:
+                noise = torch.randn(dist.mean.shape, generator=generator, device=dist.mean.device,
+                                    dtype=dist.mean.dtype)
+                latent = dist.mean + dist.std * noise
+            else:
+                latent = dist.mean
+            out.append(latent * self.scaling_factor)
+        return torch.cat(out)
+
+    def decode(self, latents: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
+        """Pixels in [-1, 1] (clamped) from scaled latents."""
+        chunks = latents.split(batch_size) if batch_size else (latents,)
+        out = [self.vae.decode(c.to(self.device, self.dtype) / self.scaling_factor).sample for c in chunks]
+        return torch.cat(out).clamp(-1, 1)
+
+
+_WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
