@@ -1,0 +1,144 @@
+"""Frames to working canvas, and generated canvas back to output frames.
+
+``build_canvas`` letterboxes a source frame into the canvas (black outside the known rectangle);
+``prefill_telea`` is the official pre-fill of the border; ``compose`` puts the generated border around the
+untouched source at the output size, feathering the seam on the generated side only.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from m3ddm.geometry import Geometry, Rect
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize with INTER_AREA when shrinking (anti-aliased) and bilinear otherwise."""
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image.copy()
+    shrinking = width <= w and height <= h
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def _check_frame(frame: np.ndarray, height: int, width: int, what: str) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[:2] != (height, width):
+        raise ValueError(f"{what} must be a {height}x{width}xC uint8 array, got {frame.shape} {frame.dtype}")
+    return frame
+
+
+def build_canvas(frame: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Letterbox one HxWxC uint8 source frame into the working canvas.
+
+    Returns the canvas (``canvas_h x canvas_w x C`` uint8, black where the mask is 1) and the mask
+    (``canvas_h x canvas_w`` uint8, 1 = generate).
+    """
+    frame = _check_frame(frame, geometry.src_h, geometry.src_w, "the source frame")
+    known = geometry.known
+    canvas = np.zeros((geometry.canvas_h, geometry.canvas_w, frame.shape[2]), dtype=np.uint8)
+    canvas[known.slices] = resize(frame, known.w, known.h).reshape(known.h, known.w, -1)
+    return canvas, geometry.mask
+
+
+def prefill_telea(canvas: np.ndarray, mask: np.ndarray, radius: int = 5) -> np.ndarray:
+    """Fill the masked area with OpenCV's TELEA inpainting, as the official driver does before encoding."""
+    mask = (np.asarray(mask) > 0).astype(np.uint8)
+    if not mask.any():
+        return canvas.copy()
+    return cv2.inpaint(np.ascontiguousarray(canvas), mask, radius, cv2.INPAINT_TELEA).reshape(canvas.shape)
+
+
+def compose(source: np.ndarray, generated: np.ndarray, geometry: Geometry, feather: int = 4) -> np.ndarray:
+    """Put the generated border around the source at the output size.
+
+    ``source`` is the original frame (``src_h x src_w x C`` uint8), ``generated`` the decoded canvas
+    (``canvas_h x canvas_w x C`` uint8). Inside the known region the output is the source exactly (at
+    full resolution in the default mode). The generated canvas is mapped so that its known rectangle lands
+    exactly on the source's place in the output, then, over ``feather`` pixels outside the known region,
+    the source's edge pixels fade into the generated border so no seam line shows.
+
+    In the "official" output mode everything stays at the working size: the target is cropped from the
+    canvas and the known region comes from the letterboxed canvas (with ``feather=0`` this is exactly the
+    official ``known * (1 - m) + generated * m``).
+    """
+    source = _check_frame(source, geometry.src_h, geometry.src_w, "the source frame")
+    generated = _check_frame(generated, geometry.canvas_h, geometry.canvas_w, "the generated canvas")
+    out_w, out_h, out_known = geometry.output_w, geometry.output_h, geometry.output_known
+    if geometry.output_mode == "official":
+        crop = geometry.crop
+        canvas_known = build_canvas(source, geometry)[0][geometry.known.slices]
+        border = generated[crop.y0 : crop.y0 + out_h, crop.x0 : crop.x0 + out_w].copy()
+        # the known rectangle may stick out of the crop by a pixel; take the part inside
+        dx, dy = out_known.x0 - (geometry.known.x0 - crop.x0), out_known.y0 - (geometry.known.y0 - crop.y0)
+        known_pixels = canvas_known[dy : dy + out_known.h, dx : dx + out_known.w]
+    else:
+        border = _map_canvas_onto_output(generated, geometry)
+        same_size = (out_known.w, out_known.h) == (geometry.src_w, geometry.src_h)
+        known_pixels = source if same_size else resize(source, out_known.w, out_known.h)
+    out = _feather_outside(border, known_pixels, out_known, feather)
+    out[out_known.slices] = known_pixels
+    return out
+
+
+def _map_canvas_onto_output(canvas: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Resample the canvas to the output so its known rectangle lands exactly on the source's place.
+
+    Per axis the mapping is piecewise linear: crop edge -> output edge, known edges -> source edges. The
+    known rectangle was rounded to whole canvas pixels, so the border on each side has its own slightly
+    different scale; one affine map would misplace the far border by up to half a canvas pixel.
+    """
+    crop, src, dst = geometry.crop, geometry.known, geometry.output_known
+    out_w, out_h = geometry.output_w, geometry.output_h
+    channels = canvas.shape[2]
+    fx, fy = min(1.0, out_w / crop.w), min(1.0, out_h / crop.h)
+    if fx < 1 or fy < 1:  # shrink first with area averaging (remap does not anti-alias)
+        small_w, small_h = max(1, round(canvas.shape[1] * fx)), max(1, round(canvas.shape[0] * fy))
+        fx, fy = small_w / canvas.shape[1], small_h / canvas.shape[0]
+        canvas = resize(canvas, small_w, small_h).reshape(small_h, small_w, channels)
+    map_x = _axis_map(out_w, (dst.x0, dst.x1), (crop.x0 * fx, src.x0 * fx, src.x1 * fx, crop.x1 * fx))
+    map_y = _axis_map(out_h, (dst.y0, dst.y1), (crop.y0 * fy, src.y0 * fy, src.y1 * fy, crop.y1 * fy))
+    grid_x = np.ascontiguousarray(np.broadcast_to(map_x[None, :], (out_h, out_w)))
+    grid_y = np.ascontiguousarray(np.broadcast_to(map_y[:, None], (out_h, out_w)))
+    warped = cv2.remap(canvas, grid_x, grid_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return warped.reshape(out_h, out_w, channels)
+
+
+def _axis_map(length: int, dst: tuple[int, int], src: tuple[float, float, float, float]) -> np.ndarray:
+    """Source pixel-centre coordinate for each of ``length`` output pixels, in edge coordinates
+    piecewise linear through (0, lo), (dst0, src0), (dst1, src1), (length, hi)."""
+    out_knots, src_knots = [0.0], [src[0]]
+    for out_edge, src_edge in ((dst[0], src[1]), (dst[1], src[2]), (length, src[3])):
+        if out_edge > out_knots[-1]:  # skip empty borders (a side without pad)
+            out_knots.append(float(out_edge))
+            src_knots.append(src_edge)
+        else:
+            src_knots[-1] = src_edge
+    centres = np.arange(length, dtype=np.float64) + 0.5
+    return (np.interp(centres, out_knots, src_knots) - 0.5).astype(np.float32)
+
+
+def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, feather: int) -> np.ndarray:
+    """Blend the known region's edge pixels (extended outwards) into the border near the rectangle.
+
+    Weight of the edge colour at distance d (pixels) outside the rectangle: 1 - d / (feather + 1).
+    """
+    out = border.copy()
+    if feather <= 0:
+        return out
+    height, width = out.shape[:2]
+    y0, y1 = max(known.y0 - feather, 0), min(known.y1 + feather, height)
+    x0, x1 = max(known.x0 - feather, 0), min(known.x1 + feather, width)
+    ys, xs = np.arange(y0, y1), np.arange(x0, x1)
+    dy = np.maximum(np.maximum(known.y0 - ys, ys - (known.y1 - 1)), 0).astype(np.float32)
+    dx = np.maximum(np.maximum(known.x0 - xs, xs - (known.x1 - 1)), 0).astype(np.float32)
+    distance = np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)
+    weight = np.clip(1.0 - distance / (feather + 1), 0.0, 1.0)[..., None]
+    # nearest known pixel for every band pixel (the source's edge, extended outwards)
+    iy = np.clip(ys - known.y0, 0, known.h - 1)
+    ix = np.clip(xs - known.x0, 0, known.w - 1)
+    edge = known_pixels[iy[:, None], ix[None, :]].astype(np.float32)
+    band = out[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(np.rint(weight * edge + (1.0 - weight) * band), 0, 255).astype(np.uint8)
+    return out

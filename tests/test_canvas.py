@@ -1,0 +1,171 @@
+"""Tests of canvas building, the TELEA pre-fill and the composition back to output frames."""
+
+import cv2
+import numpy as np
+import pytest
+
+from m3ddm.canvas import build_canvas, compose, prefill_telea
+from m3ddm.errors import UserError
+from m3ddm.geometry import plan_geometry
+
+
+def noise(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_build_canvas_letterboxes_the_source():
+    g = plan_geometry(720, 1280, ratio="9:16")
+    frame = noise(720, 1280)
+    canvas, mask = build_canvas(frame, g)
+    assert canvas.shape == (256, 144, 3) and canvas.dtype == np.uint8
+    assert np.array_equal(mask, g.mask)
+    assert canvas[mask == 1].max() == 0, "black outside the known rectangle"
+    expected = cv2.resize(frame, (g.known.w, g.known.h), interpolation=cv2.INTER_AREA)  # shrinking: area
+    assert np.array_equal(canvas[g.known.slices], expected)
+
+
+def test_build_canvas_grows_small_sources_bilinearly():
+    g = plan_geometry(40, 60, ratio="1:1")
+    frame = noise(40, 60)
+    canvas, _ = build_canvas(frame, g)
+    expected = cv2.resize(frame, (g.known.w, g.known.h), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(canvas[g.known.slices], expected)
+
+
+def test_build_canvas_checks_the_frame_shape():
+    g = plan_geometry(720, 1280, ratio="9:16")
+    with pytest.raises(ValueError):
+        build_canvas(noise(100, 100), g)
+
+
+def test_prefill_telea_fills_only_the_border():
+    g = plan_geometry(120, 200, ratio="1:1")
+    frame = np.full((120, 200, 3), (30, 120, 210), dtype=np.uint8)
+    canvas, mask = build_canvas(frame, g)
+    filled = prefill_telea(canvas, mask)
+    assert np.array_equal(filled[mask == 0], canvas[mask == 0])
+    # a flat source extends as (nearly, TELEA drifts by a few levels) the same flat colour into the border
+    assert np.abs(filled[mask == 1].astype(int) - np.array([30, 120, 210])).max() <= 12
+    assert np.array_equal(prefill_telea(canvas, np.zeros_like(mask)), canvas)
+
+
+CASES = [
+    dict(ratio="9:16"), dict(ratio="9:16", canvas="square"), dict(ratio="1:1"), dict(pad="0.1,0.2,0.3,0"),
+    dict(ratio="2.39:1"), dict(ratio="9:16", output="official"),
+    dict(ratio="9:16", canvas="square", output="official"),
+]
+
+
+@pytest.mark.parametrize("src_h, src_w", [(243, 321), (240, 426), (321, 243), (64, 96)])
+@pytest.mark.parametrize("kwargs", CASES, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
+def test_compose_keeps_the_source_and_the_size(src_h, src_w, kwargs):
+    g = plan_geometry(src_h, src_w, **kwargs)
+    source = noise(src_h, src_w, seed=1)
+    generated = noise(g.canvas_h, g.canvas_w, seed=2)
+    out = compose(source, generated, g)
+    assert out.shape == (g.output_h, g.output_w, 3) and out.dtype == np.uint8
+    assert out.shape[0] % 2 == 0 and out.shape[1] % 2 == 0
+    known = out[g.output_known.slices]
+    if g.output_mode == "full":
+        assert (g.output_known.w, g.output_known.h) == (src_w, src_h)
+        assert np.array_equal(known, source), "the source must come back bit for bit"
+    else:  # official: the letterboxed canvas's known region, exactly
+        letterboxed = build_canvas(source, g)[0]
+        k, c = g.output_known, g.crop
+        assert np.array_equal(known, letterboxed[c.y0 + k.y0 : c.y0 + k.y1, c.x0 + k.x0 : c.x0 + k.x1])
+
+
+def test_compose_official_mode_is_the_plain_masked_composite():
+    g = plan_geometry(720, 1280, ratio="9:16", canvas="square", output="official")
+    source, generated = noise(720, 1280, 3), noise(256, 256, 4)
+    letterboxed, mask = build_canvas(source, g)
+    manual = np.where(mask[..., None] == 1, generated, letterboxed)[:, 56:200]
+    assert np.array_equal(compose(source, generated, g, feather=0), manual)
+
+
+def test_compose_output_size_option():
+    g = plan_geometry(240, 320, ratio="16:9", output_size=(640, 360))
+    out = compose(noise(240, 320), noise(g.canvas_h, g.canvas_w), g)
+    assert out.shape == (360, 640, 3)
+
+
+def test_seam_is_feathered_on_the_generated_side():
+    g = plan_geometry(120, 160, pad="40,0,40,0")
+    source = np.full((120, 160, 3), 255, dtype=np.uint8)
+    generated = np.zeros((g.canvas_h, g.canvas_w, 3), dtype=np.uint8)
+    x0, row = g.output_known.x0, 60
+    hard = compose(source, generated, g, feather=0)
+    assert hard[row, x0 - 1, 0] == 0 and hard[row, x0, 0] == 255, "without feather: a step"
+    soft = compose(source, generated, g, feather=4)
+    left = soft[row, x0 - 6 : x0 + 1, 0].astype(int).tolist()
+    assert left == [0, 0, 51, 102, 153, 204, 255], "a gradient 1 - d/5 outside the edge"
+    right_edge = g.output_known.x1
+    right = soft[row, right_edge - 1 : right_edge + 6, 0].astype(int).tolist()
+    assert right == [255, 204, 153, 102, 51, 0, 0]
+    assert np.array_equal(soft[g.output_known.slices], source)
+    assert np.array_equal(soft[:, : x0 - 5], hard[:, : x0 - 5]), "nothing changes beyond the feather"
+
+
+@pytest.mark.parametrize("canvas", ["target", "square"])
+def test_generated_border_is_aligned_with_the_source(canvas):
+    """A perfect model continues the letterboxed source into the border: compose must give back the world."""
+    h, w, pad = 600, 720, 180  # the canvas is upscaled about 4.2x: misplacing it by half a pixel shows
+    yy, xx = np.mgrid[0:h, 0 : w + 2 * pad].astype(np.float32)
+    waves = [127 + 100 * np.sin(xx / 9), 127 + 100 * np.cos(yy / 11), 127 + 60 * np.sin((xx + yy) / 13)]
+    world = np.stack(waves, axis=-1).clip(0, 255).astype(np.uint8)
+    source = world[:, pad : pad + w]
+    g = plan_geometry(h, w, pad=f"{pad},0,{pad},0", size=256, canvas=canvas)
+    k, c = g.known, g.crop
+    assert (k.y0, k.h) == (c.y0, c.h)
+    generated, _ = build_canvas(source, g)  # each part of the world resized into its part of the canvas
+    rows, area = slice(c.y0, c.y1), cv2.INTER_AREA
+    generated[rows, c.x0 : k.x0] = cv2.resize(world[:, :pad], (k.x0 - c.x0, k.h), interpolation=area)
+    generated[rows, k.x1 : c.x1] = cv2.resize(world[:, pad + w :], (c.x1 - k.x1, k.h), interpolation=area)
+    out = compose(source, generated, g, feather=0)
+    assert out.shape == world.shape
+    error = np.abs(out.astype(int) - world.astype(int))
+    assert error[:, :pad].mean() < 2.5 and error[:, pad + w :].mean() < 2.5
+    seams = [error[:, pad - 3 : pad].mean(), error[:, pad + w : pad + w + 3].mean()]
+    assert max(seams) < 2.5, "the border meets the source where it should"
+
+
+def test_target_canvas_has_fewer_pixels_than_square_for_the_same_detail():
+    square = plan_geometry(720, 1280, ratio="9:16", canvas="square")
+    target = plan_geometry(720, 1280, ratio="9:16", canvas="target")
+    sq_canvas, sq_mask = build_canvas(noise(720, 1280), square)
+    tg_canvas, tg_mask = build_canvas(noise(720, 1280), target)
+    assert sq_canvas.shape[:2] == (256, 256) and tg_canvas.shape[:2] == (256, 144)
+    assert tg_canvas.shape[0] * tg_canvas.shape[1] / (sq_canvas.shape[0] * sq_canvas.shape[1]) == 0.5625
+    # the same known area (144 x 81), so the square canvas's extra pixels are all border, cropped away later
+    assert (sq_mask == 0).sum() == (tg_mask == 0).sum() == 144 * 81
+    assert sq_mask.sum() - tg_mask.sum() == 256 * 256 - 256 * 144
+
+
+def test_random_geometries_never_crash():
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(60):
+        h, w = int(rng.integers(1, 160)), int(rng.integers(1, 160))
+        kwargs = dict(
+            canvas=str(rng.choice(["target", "square"])),
+            output=str(rng.choice(["full", "official"])),
+            size=int(rng.integers(1, 130)),
+        )
+        if rng.random() < 0.5:
+            kwargs["ratio"] = float(rng.uniform(0.3, 3.0))
+        else:
+            pads = tuple(float(p) for p in rng.uniform(0.01, 0.6, 4) * (rng.random(4) < 0.7))
+            kwargs["pad"] = pads if any(pads) else (0.2, 0.0, 0.0, 0.0)
+        try:
+            g = plan_geometry(h, w, **kwargs)
+        except UserError as exc:  # only the documented refusals
+            assert "nothing to do" in str(exc) or "two passes" in str(exc)
+            continue
+        source = noise(h, w, seed=checked)
+        canvas, mask = build_canvas(source, g)
+        out = compose(source, prefill_telea(canvas, mask), g, feather=int(rng.integers(0, 6)))
+        assert out.shape == (g.output_h, g.output_w, 3)
+        if g.output_mode == "full":
+            assert np.array_equal(out[g.output_known.slices], source)
+        checked += 1
+    assert checked > 30
