@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import nn
 
 from m3ddm.models.embeddings import EmbeddingMLP, SinusoidalProjection
+from m3ddm.models.pseudo3d import BatchInvariantGroupNorm, framewise_conv
 
 # "sdpa" (torch's fused scaled_dot_product_attention) or "naive" (explicit softmax(QK^T)V, for benchmarks).
 ATTENTION_BACKENDS = ("sdpa", "naive")
@@ -174,12 +175,12 @@ class SpatialTemporalTransformer(nn.Module):
         head_dim = channels // heads
         inner = heads * head_dim
         # spatial half
-        self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
+        self.norm = BatchInvariantGroupNorm(groups, channels, eps=1e-6)
         self.proj_in = nn.Conv2d(channels, inner, 1)
         self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(inner, heads, head_dim, context_dim)])
         self.proj_out = nn.Conv2d(inner, channels, 1)
         # temporal half
-        self.norm2 = nn.GroupNorm(groups, channels, eps=1e-6)
+        self.norm2 = BatchInvariantGroupNorm(groups, channels, eps=1e-6)
         self.proj_in2 = nn.Conv3d(channels, inner, 1)
         self.temporal_position_embed = SinusoidalProjection(320, max_period=1000)  # width 320 in every block
         self.temporal_position_embed_proj = EmbeddingMLP(320, inner)
@@ -202,11 +203,11 @@ class SpatialTemporalTransformer(nn.Module):
         x = rearrange(y, "(b f) c h w -> b c f h w", b=b) + residual
         # temporal: one sequence over frames per pixel, GroupNorm statistics across all frames
         residual = x
-        y = self.proj_in2(self.norm2(x))
+        y = framewise_conv(self.proj_in2, self.norm2(x))
         y = rearrange(y, "b c f h w -> (b h w) f c")
         positions = self.temporal_position_embed(torch.arange(f, device=x.device)).to(y.dtype)
         y = y + self.temporal_position_embed_proj(positions)
         for block in self.transformer_blocks2:
             y = block(y)
         y = rearrange(y, "(b h w) f c -> b c f h w", b=b, h=h)
-        return self.proj_out2(y) + residual
+        return framewise_conv(self.proj_out2, y) + residual

@@ -104,5 +104,5 @@ class UpBlock3D(_Checkpointed):
             if self.attentions is not None:
                 x = self._run(self.attentions[i], x, context)
         if self.upsamplers is not None:
-            x = self.upsamplers[0](x)
+            x = self.upsamplers[0](x, size=tuple(skips[-1].shape[-2:]) if skips else None)
         return x

@@ -1,0 +1,62 @@
+"""`m3ddm score`: score an existing outpainted video against its ground truth."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "score",
+        help="score an outpainted video against the ground truth (full frame and generated region)",
+        description="Compare PRED with GT (video files or frame folders of equal length and size). The pad "
+        "gives the generated border as fractions of the output frame: LEFT,RIGHT of its width, TOP,BOTTOM "
+        "of its height. Prints MSE, PSNR, SSIM, warp error and flicker (and LPIPS with --lpips-weights).",
+    )
+    parser.add_argument("pred", help="the outpainted video (file or frame folder)")
+    parser.add_argument("gt", help="the ground-truth video (file or frame folder)")
+    parser.add_argument(
+        "--pad",
+        required=True,
+        metavar="LEFT,TOP,RIGHT,BOTTOM",
+        help="generated border as fractions of the output frame, e.g. 0.125,0,0.125,0",
+    )
+    parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+    parser.add_argument("--lpips-weights", metavar="PATH", help="local LPIPS-Alex weights (file or folder)")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="score only the first N frames")
+    parser.add_argument("--device", help="torch device for LPIPS (default: cuda if available, else cpu)")
+    parser.set_defaults(func=run)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.5g}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from m3ddm.errors import UserError
+    from m3ddm.evaluation.protocol import score_files
+    from m3ddm.evaluation.report import json_safe
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError("--max-frames must be at least 1")
+    result = score_files(
+        args.pred,
+        args.gt,
+        args.pad,
+        lpips_weights=args.lpips_weights,
+        max_frames=args.max_frames,
+        device=args.device,
+    )
+    if args.json:
+        print(json.dumps(json_safe(result), allow_nan=False))
+        return 0
+    metrics = list(result["full"])
+    print(f"{result['frames']} frames, generated border (px L,T,R,B) = {tuple(result['pad_px'])}")
+    print(f"{'':8s}" + "".join(f"{m:>12s}" for m in metrics))
+    for scope in ("full", "region"):
+        print(f"{scope:8s}" + "".join(f"{_fmt(result[scope].get(m)):>12s}" for m in metrics))
+    for key, reason in result["unavailable"].items():
+        print(f"{key}: {reason}")
+    return 0

@@ -1,0 +1,119 @@
+"""Per-frame image metrics on frames in [0, 1]: MSE, PSNR and SSIM, on the full frame or a region.
+
+Conventions (stated in every report):
+
+* frames are RGB, ``float64`` in [0, 1] (uint8 / 255); a frame's score averages all pixels and channels;
+* PSNR = 10 log10(1 / MSE) per frame (data range 1); an exact frame (MSE < 1e-10) is capped at 100 dB;
+* SSIM follows Wang et al. (2004) with a Gaussian window: sigma 1.5, 11 taps (radius 5), K1 0.01, K2 0.03,
+  data range 1, population (not sample) covariances, computed per RGB channel and averaged over channels --
+  the same as scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=1, channel_axis=-1)``. The filters mirror the image at its edges
+  (scipy "reflect"). The full-frame SSIM is the mean of the SSIM map without its 5-pixel border (the
+  window's "valid" part, as scikit-image); the region SSIM is the mean of the map over the region's pixels,
+  border included, because generated strips touch the frame edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+SSIM_SIGMA = 1.5
+SSIM_RADIUS = 5  # 11 taps: int(3.5 * 1.5 + 0.5), scikit-image's truncate=3.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+PSNR_CAP_DB = 100.0
+_MSE_FLOOR = 10 ** (-PSNR_CAP_DB / 10)
+
+PadPx = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels
+
+
+def to_unit(frames: np.ndarray) -> np.ndarray:
+    """uint8 frames -> float64 in [0, 1]; float input is taken as already in [0, 1]."""
+    if frames.dtype == np.uint8:
+        return frames.astype(np.float64) / 255.0
+    return frames.astype(np.float64, copy=False)
+
+
+def region_mask(height: int, width: int, pad_px: Sequence[int]) -> np.ndarray:
+    """Boolean ``[H, W]`` mask of the generated border given ``(left, top, right, bottom)`` pixels."""
+    left, top, right, bottom = (int(p) for p in pad_px)
+    if min(left, top, right, bottom) < 0:
+        raise ValueError(f"negative pad {tuple(pad_px)}")
+    mask = np.ones((height, width), dtype=bool)
+    mask[top : height - bottom, left : width - right] = False  # the known (kept) rectangle
+    return mask
+
+
+def _masked_mean(values: np.ndarray, mask: np.ndarray | None) -> float:
+    """Mean of ``[H, W]`` or ``[H, W, C]`` values, over the pixels where ``mask`` is set (all if None)."""
+    if mask is None:
+        return float(values.mean())
+    return float(values[mask].mean())
+
+
+def mse(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean squared error of one frame pair (``[H, W, C]`` in [0, 1]) over ``mask`` pixels."""
+    return _masked_mean((to_unit(pred) - to_unit(gt)) ** 2, mask)
+
+
+def psnr_from_mse(value: float | np.ndarray, data_range: float = 1.0) -> float | np.ndarray:
+    """PSNR in dB for a mean squared error on data of the given range; capped at 100 dB for exact frames."""
+    clipped = np.maximum(np.asarray(value, dtype=np.float64), _MSE_FLOOR * data_range**2)
+    result = 10.0 * np.log10(data_range**2 / clipped)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def gaussian_window(sigma: float = SSIM_SIGMA, radius: int = SSIM_RADIUS) -> np.ndarray:
+    """Normalised 1-D Gaussian taps (``2 * radius + 1`` of them)."""
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-(x**2) / (2.0 * sigma**2))
+    return taps / taps.sum()
+
+
+def _blur(image: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    out = ndimage.correlate1d(image, taps, axis=0, mode="reflect")
+    return ndimage.correlate1d(out, taps, axis=1, mode="reflect")
+
+
+def ssim_map(pred: np.ndarray, gt: np.ndarray, data_range: float = 1.0) -> np.ndarray:
+    """Per-pixel SSIM of one frame pair, averaged over channels: ``[H, W(, C)]`` -> ``[H, W]``."""
+    x, y = to_unit(pred), to_unit(gt)
+    if x.shape != y.shape:
+        raise ValueError(f"SSIM needs equal shapes, got {x.shape} and {y.shape}")
+    taps = gaussian_window()
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    mu_x, mu_y = _blur(x, taps), _blur(y, taps)
+    var_x = _blur(x * x, taps) - mu_x**2
+    var_y = _blur(y * y, taps) - mu_y**2
+    cov = _blur(x * y, taps) - mu_x * mu_y
+    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    s = num / den
+    return s.mean(axis=-1) if s.ndim == 3 else s
+
+
+def ssim(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """SSIM of one frame pair: full frame (``mask`` None, 5-px border excluded) or mean over ``mask``."""
+    smap = ssim_map(pred, gt)
+    if mask is not None:
+        return _masked_mean(smap, mask)
+    r = SSIM_RADIUS
+    if smap.shape[0] > 2 * r and smap.shape[1] > 2 * r:
+        smap = smap[r:-r, r:-r]
+    return float(smap.mean())
+
+
+def frame_scores(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> dict[str, dict[str, float]]:
+    """MSE, PSNR and SSIM of one frame pair on the full frame and on the region ``mask``."""
+    x, y = to_unit(pred), to_unit(gt)
+    sq = (x - y) ** 2
+    smap = ssim_map(x, y)
+    full_mse, region_mse = float(sq.mean()), _masked_mean(sq, mask)
+    r = SSIM_RADIUS
+    inner = smap[r:-r, r:-r] if smap.shape[0] > 2 * r and smap.shape[1] > 2 * r else smap
+    return {
+        "full": {"mse": full_mse, "psnr": psnr_from_mse(full_mse), "ssim": float(inner.mean())},
+        "region": {"mse": region_mse, "psnr": psnr_from_mse(region_mse), "ssim": _masked_mean(smap, mask)},
+    }

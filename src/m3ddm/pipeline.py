@@ -1,0 +1,577 @@
+"""``M3DDMPipeline``: a video in, an outpainted video out, with the hybrid coarse-to-fine schedule (paper 3.3).
+
+Data flow (one module per step):
+
+    source frames ──canvas.build_canvas──► letterboxed canvases ──codec.encode (once per frame)──► latents
+    g global frames ──(their latents, or stretched frames for the official weights)──► unet.encode_global (once)
+    num_frames + strides ──planning.coarse_to_fine_plan──► windows (frames, guides, depends_on)
+    for each batch of independent windows: sampling.sample_windows ──► generated latents (saved for --resume)
+    generated latents ──codec.decode──► canvases ──canvas.compose with the source (full resolution)──► video + audio
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from safetensors.torch import load_file, save_file
+
+from m3ddm.canvas import build_canvas, compose, prefill_telea, resize
+from m3ddm.codecs import LatentCodec
+from m3ddm.conditioning import local_condition, null_condition
+from m3ddm.errors import UserError
+from m3ddm.geometry import Geometry, plan_geometry
+from m3ddm.models import GlobalContext, M3DDMUNet
+from m3ddm.planning import Plan, Window, coarse_to_fine_plan, default_strides, parse_strides
+from m3ddm.sampling import Guidance, WindowBatch, make_scheduler, sample_windows
+from m3ddm.utils.atomic import atomic_path
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class OutpaintOptions:
+    """Everything that decides the output (and so the resume fingerprint)."""
+
+    ratio: str | float | None = None
+    pad: str | None = None
+    size: int | None = None  # working long side; None = the model's default
+    canvas: str = "target"  # "target" or "square" (official)
+    output_size: tuple[int, int] | None = None
+    official_output: bool = False
+    scheduler: str | None = None  # None = the model's default
+    steps: int | None = None
+    strides: str | tuple[int, ...] | None = None  # None = 15,5,1 for >= 50 frames, else 1
+    seed: int = 0
+    guidance_context: float = 2.0
+    guidance_global: float = 4.0
+    batch_windows: int = 4
+    init: str = "prefill"  # "prefill" (TELEA + noise, official) or "noise"
+    official_compat: bool = False
+    num_global_frames: int | None = None
+    feather: int = 4
+    branches: tuple[str, ...] | None = None  # force a branch set (benchmarks); None = only the needed ones
+
+
+@dataclass
+class OutpaintResult:
+    frames: int
+    seconds: float
+    output: str
+    windows: int
+    unet_calls: int
+    geometry: Geometry = field(repr=False)
+
+
+class ArraySource:
+    """An in-memory video (``[F, H, W, 3]`` uint8) with the same interface as ``m3ddm.io.VideoSource``."""
+
+    @dataclass
+    class Info:
+        num_frames: int
+        width: int
+        height: int
+        fps: Fraction
+        has_audio: bool = False
+        path: Path | None = None
+
+    def __init__(self, frames: np.ndarray, fps: float | Fraction = 24):
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+            raise UserError(f"expected frames shaped [F, H, W, 3] with F >= 1, got {frames.shape}")
+        self.frames = frames.astype(np.uint8, copy=False)
+        fps = Fraction(fps).limit_denominator(100000)
+        self.info = ArraySource.Info(frames.shape[0], frames.shape[2], frames.shape[1], fps)
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        yield from self.frames
+
+
+@dataclass
+class EncodedVideo:
+    """Per-frame latents of a video's canvases (computed once) and the global-frame latents."""
+
+    masked: torch.Tensor  # [N, C, h, w] letterboxed canvases
+    prefilled: torch.Tensor | None  # [N, C, h, w] TELEA pre-filled canvases (init "prefill")
+    black: torch.Tensor  # [C, h, w] an all-black canvas (null local context)
+    global_latents: torch.Tensor | None  # [g, C, hg, wg]
+    latent_mask: torch.Tensor  # [1, 1, 1, h, w]
+
+
+def global_frame_indices(num_frames: int, g: int) -> list[int]:
+    """g frames uniformly over the whole video, as the official driver: floor(linspace(0, N-1, g))."""
+    return [int(i) for i in np.floor(np.linspace(0, num_frames - 1, g))]
+
+
+def window_generator(seed: int, window_id: int) -> torch.Generator:
+    """The window's own random stream: results do not depend on batching or resuming."""
+    digest = hashlib.sha256(f"m3ddm:{seed}:{window_id}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+
+def _to_pixels(images: list[np.ndarray]) -> torch.Tensor:
+    """uint8 HxWx3 images -> [N, 3, H, W] float in [-1, 1]."""
+    array = np.stack(images).astype(np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(0, 3, 1, 2)
+
+
+def _to_uint8(pixels: torch.Tensor) -> np.ndarray:
+    """[N, 3, H, W] in [-1, 1] -> uint8 NxHxWx3 (official rounding: (x/2+0.5)*255, rounded)."""
+    array = ((pixels.float().clamp(-1, 1) / 2 + 0.5) * 255).round().to(torch.uint8)
+    return array.permute(0, 2, 3, 1).cpu().numpy()
+
+
+class M3DDMPipeline(DiffusionPipeline):
+    """Video outpainting with a masked 3D diffusion UNet, a latent codec and a diffusers scheduler.
+
+    Settings saved with the pipeline (``model_index.json``): how global frames enter the model
+    ("canvas": placed in the canvas and masked like the clip, as our models are trained; "stretch": the source
+    frame stretched to a square, as the official driver feeds the official weights), how many, and the default
+    working size, scheduler and number of steps.
+    """
+
+    model_cpu_offload_seq = "unet->vae"
+
+    def __init__(
+        self,
+        unet: M3DDMUNet,
+        vae: AutoencoderKL,
+        scheduler: SchedulerMixin,
+        global_frames: str = "canvas",
+        num_global_frames: int = 16,
+        default_size: int = 256,
+        default_scheduler: str = "dpmpp",
+        default_steps: int = 25,
+    ):
+        super().__init__()
+        if global_frames not in ("canvas", "stretch"):
+            raise ValueError("global_frames must be 'canvas' or 'stretch'")
+        self.register_modules(unet=unet, vae=vae, scheduler=scheduler)
+        self.register_to_config(
+            global_frames=global_frames, num_global_frames=num_global_frames, default_size=default_size,
+            default_scheduler=default_scheduler, default_steps=default_steps,
+        )
+
+    # ------------------------------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        model: str | os.PathLike | None = None,
+        unet: str | os.PathLike | None = None,
+        vae: str | os.PathLike | None = None,
+        torch_dtype: torch.dtype | None = None,
+    ) -> M3DDMPipeline:
+        """A pipeline folder (``--model``), the official layout as two folders (``--unet`` + ``--vae``: an SD
+        ``vae`` folder), or, with neither, the shipped default model."""
+        if unet is not None or vae is not None:
+            if unet is None or vae is None or model is not None:
+                raise UserError("give --unet and --vae together (the official layout), or --model alone")
+            return cls.from_official(unet, vae, torch_dtype=torch_dtype)
+        folder = Path(model) if model is not None else DEFAULT_MODEL_DIR
+        if model is None and not (folder / "model_index.json").is_file():
+            raise UserError("no trained default model is shipped in this install; pass --model DIR "
+                            "(a pipeline folder) or --unet DIR --vae DIR (official weights)")
+        return cls.from_folder(folder, torch_dtype=torch_dtype)
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike, torch_dtype: torch.dtype | None = None) -> M3DDMPipeline:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise UserError(f"model folder not found: {folder}")
+        if not (folder / "model_index.json").is_file():
+            raise UserError(f"incomplete model folder {folder}: no model_index.json")
+        for part in ("unet", "vae", "scheduler"):
+            if not (folder / part).is_dir():
+                raise UserError(f"incomplete model folder {folder}: no {part}/")
+        try:
+            index = json.loads((folder / "model_index.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"unreadable {folder / 'model_index.json'}: {exc}") from None
+        settings = {k: v for k, v in index.items() if not k.startswith("_") and not isinstance(v, list)}
+        unet = M3DDMUNet.from_pretrained(folder / "unet", torch_dtype=torch_dtype)
+        codec = LatentCodec.from_pretrained(folder / "vae")
+        scheduler_name = settings.get("default_scheduler", "dpmpp")
+        scheduler_config = folder / "scheduler" / "scheduler_config.json"
+        base = json.loads(scheduler_config.read_text()) if scheduler_config.is_file() else None
+        scheduler = make_scheduler(scheduler_name, base)
+        return cls(unet=unet, vae=codec.vae, scheduler=scheduler, **settings)
+
+    @classmethod
+    def from_official(cls, unet_dir, vae_dir, torch_dtype: torch.dtype | None = None) -> M3DDMPipeline:
+        """The released weights: UNet folder + SD VAE folder; PNDM 50 steps, global frames stretched."""
+        unet = M3DDMUNet.from_pretrained(unet_dir, torch_dtype=torch_dtype)
+        codec = LatentCodec.from_pretrained(vae_dir)
+        return cls(unet=unet, vae=codec.vae, scheduler=make_scheduler("pndm"), global_frames="stretch",
+                   default_size=256, default_scheduler="pndm", default_steps=50)
+
+    @property
+    def codec(self) -> LatentCodec:
+        return LatentCodec(self.vae)
+
+    # ---------------------------------------------------------------------------------------- main entry
+    def outpaint_video(
+        self,
+        input_path: str | os.PathLike,
+        output_path: str | os.PathLike,
+        options: OutpaintOptions,
+        *,
+        work_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        crf: int = 18,
+        progress: bool = False,
+        on_window: Callable[[Window], None] | None = None,
+    ) -> OutpaintResult:
+        """Outpaint a video file, frame folder or image to ``output_path`` (video file, image, or folder)."""
+        from m3ddm.io import open_video_source
+
+        start = time.perf_counter()
+        input_path, output_path = Path(input_path), Path(output_path)
+        _check_paths(input_path, output_path)
+        still = input_path.suffix.lower() in IMAGE_SUFFIXES
+        if still:
+            from m3ddm.io import read_image
+
+            source = ArraySource(read_image(input_path)[None])
+        else:
+            source = open_video_source(input_path)
+        work = Path(work_dir) if work_dir else output_path.with_name(f".{output_path.name}.m3ddm-work")
+        geometry, latents, stats = self.generate(
+            source, options, work_dir=work, resume=resume, progress=progress, on_window=on_window,
+            source_id=_file_identity(input_path),
+        )
+        frames = self._decoded_frames(source, latents, geometry, options)
+        _write_output(frames, output_path, source, input_path, still, crf)
+        _remove_work_dir(work)
+        return OutpaintResult(source.info.num_frames, time.perf_counter() - start, str(output_path),
+                              stats["windows"], stats["unet_calls"], geometry)
+
+    def outpaint_array(
+        self, frames: np.ndarray, fps: float = 24, pad_px: tuple[int, int, int, int] | None = None,
+        seed: int = 0, **options,
+    ) -> np.ndarray:
+        """Outpaint frames ``[F, H, W, 3]`` uint8 in memory; ``pad_px`` = (left, top, right, bottom) pixels of the
+        output border. Returns ``[F, H + top + bottom, W + left + right, 3]`` (for evaluation)."""
+        source = ArraySource(frames, fps)
+        opts = OutpaintOptions(seed=seed, **options)
+        if pad_px is not None:
+            left, top, right, bottom = pad_px
+            opts = replace(opts, pad=f"{int(left)},{int(top)},{int(right)},{int(bottom)}", ratio=None)
+            src_h, src_w = source.info.height, source.info.width
+            if opts.output_size is None and not opts.official_output:
+                opts = replace(opts, output_size=(src_w + left + right, src_h + top + bottom))
+        geometry, latents, _ = self.generate(source, opts)
+        return np.stack(list(self._decoded_frames(source, latents, geometry, opts)))
+
+    # -------------------------------------------------------------------------------------- the stages
+    def resolve(self, options: OutpaintOptions, num_frames: int) -> OutpaintOptions:
+        """Fill the model-dependent defaults in."""
+        strides = options.strides
+        if strides is None:
+            strides = default_strides(num_frames)
+        elif isinstance(strides, str):
+            strides = parse_strides(strides)
+        return replace(
+            options,
+            size=options.size or self.config.default_size,
+            scheduler=options.scheduler or self.config.default_scheduler,
+            steps=options.steps or self.config.default_steps,
+            strides=tuple(strides),
+            num_global_frames=options.num_global_frames or self.config.num_global_frames,
+        )
+
+    def geometry_for(self, source, options: OutpaintOptions) -> Geometry:
+        info = source.info
+        return plan_geometry(
+            info.height, info.width, ratio=options.ratio, pad=options.pad, size=options.size,
+            canvas=options.canvas, output="official" if options.official_output else "full",
+            output_size=options.output_size,
+        )
+
+    @torch.no_grad()
+    def encode_video(self, source, geometry: Geometry, options: OutpaintOptions, batch_size: int = 16) -> EncodedVideo:
+        """Stream the source once: every frame's canvas latent (and pre-filled latent) is encoded exactly once."""
+        codec = self.codec
+        n = source.info.num_frames
+        g_indices = set(global_frame_indices(n, options.num_global_frames))
+        stretch = self.config.global_frames == "stretch" and self.unet.config.global_context
+        masked, prefilled, stretched = [], [], []
+        pending: list[np.ndarray] = []
+        pending_fill: list[np.ndarray] = []
+
+        def flush():
+            if pending:
+                masked.append(codec.encode(_to_pixels(pending)).cpu())
+                if pending_fill:
+                    prefilled.append(codec.encode(_to_pixels(pending_fill)).cpu())
+                pending.clear()
+                pending_fill.clear()
+
+        count = 0
+        for i, frame in enumerate(source.iter_frames()):
+            canvas, mask = build_canvas(frame, geometry)
+            pending.append(canvas)
+            if options.init == "prefill":
+                pending_fill.append(prefill_telea(canvas, mask))
+            if stretch and i in g_indices:
+                side = options.size
+                stretched.append(resize(frame, side, side))
+            if len(pending) == batch_size:
+                flush()
+            count += 1
+        flush()
+        if count != n:
+            raise UserError(f"the input announced {n} frames but {count} could be decoded")
+        masked_t = torch.cat(masked)
+        black = codec.encode(_to_pixels([np.zeros_like(canvas)]))[0].cpu()
+        if not self.unet.config.global_context:
+            global_latents = None
+        elif stretch:
+            # repeat as the driver does when the video has fewer frames than g
+            order = global_frame_indices(n, options.num_global_frames)
+            unique = sorted(g_indices)
+            enc = codec.encode(_to_pixels(stretched)).cpu()
+            global_latents = enc[[unique.index(i) for i in order]]
+        else:
+            global_latents = masked_t[global_frame_indices(n, options.num_global_frames)]
+        latent_mask = torch.from_numpy(geometry.latent_mask.astype(np.float32))[None, None, None]
+        return EncodedVideo(masked_t, torch.cat(prefilled) if prefilled else None, black, global_latents, latent_mask)
+
+    @torch.no_grad()
+    def global_context(self, encoded: EncodedVideo) -> GlobalContext | None:
+        """Tokens [null, real] computed once per video; key/values cached across windows and steps."""
+        if encoded.global_latents is None:
+            return None
+        g = encoded.global_latents.shape[0]
+        device = self.unet.device
+        real = self.unet.encode_global(encoded.global_latents.to(device), g)
+        null = self.unet.encode_global(torch.zeros_like(encoded.global_latents).to(device), g)
+        return GlobalContext(torch.cat([null, real]), cache_kv=True)
+
+    def window_batch(self, windows: list[Window], encoded: EncodedVideo, generated: torch.Tensor,
+                     fps: Fraction) -> WindowBatch:
+        device = self.unet.device
+        contexts, masks, nulls, null_masks, inits, rates = [], [], [], [], [], []
+
+        def as_clip(per_frame: torch.Tensor, idx: list[int]) -> torch.Tensor:  # [N, C, h, w] -> [1, C, F, h, w]
+            return per_frame[idx].permute(1, 0, 2, 3)[None].to(device)
+
+        for window in windows:
+            idx = list(window.frames)
+            flags = torch.tensor([[f in window.guides for f in idx]], device=device)
+            guides = as_clip(generated, idx)
+            ctx, mask = local_condition(as_clip(encoded.masked, idx), encoded.latent_mask.to(device), guides, flags)
+            null, null_mask = null_condition(encoded.black.to(device), ctx.shape, guides, flags)
+            contexts.append(ctx)
+            masks.append(mask)
+            nulls.append(null)
+            null_masks.append(null_mask)
+            inits.append(as_clip(encoded.prefilled, idx) if encoded.prefilled is not None else torch.zeros_like(ctx))
+            rates.append(int(float(fps) // window.stride))  # official: fps // stride
+        return WindowBatch(torch.cat(contexts), torch.cat(masks), torch.cat(nulls), torch.cat(null_masks),
+                           torch.cat(inits), torch.tensor(rates, device=device),
+                           context_rows=torch.ones(len(windows), dtype=torch.long))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        source,
+        options: OutpaintOptions,
+        *,
+        work_dir: Path | None = None,
+        resume: bool = False,
+        progress: bool = False,
+        on_window: Callable[[Window], None] | None = None,
+        source_id: str = "array",
+    ) -> tuple[Geometry, torch.Tensor, dict]:
+        """Generated canvas latents ``[N, C, h, w]`` for every frame, following the coarse-to-fine plan."""
+        n = source.info.num_frames
+        options = self.resolve(options, n)
+        geometry = self.geometry_for(source, options)
+        factor = self.codec.downsample_factor
+        if min(geometry.canvas_h, geometry.canvas_w) < 6 * factor:
+            raise UserError(f"the working canvas {geometry.canvas_w}x{geometry.canvas_h} is too small for the model "
+                            f"(short side at least {6 * factor} pixels); raise --size")
+        plan = coarse_to_fine_plan(n, options.strides)
+        scheduler = make_scheduler(options.scheduler, self.scheduler)
+        guidance = Guidance(options.guidance_context, options.guidance_global)
+        encoded = self.encode_video(source, geometry, options)
+        context = self.global_context(encoded)
+
+        state = WorkState(work_dir, _fingerprint(options, source_id, self.unet)) if work_dir else None
+        generated = torch.zeros_like(encoded.masked)
+        done: set[int] = set()
+        if state is not None and resume:
+            loaded = state.load()
+            if loaded is not None:
+                generated, done = loaded
+
+        calls_per_step = len(guidance.coefficients(context is not None)) if options.branches is None \
+            else len(options.branches)
+        bar = _progress_bar(plan, options.steps, done, progress)
+        stats = {"windows": len(plan.windows), "unet_calls": 0}
+        for batch_windows in _batches(plan, done, options.batch_windows):
+            batch = self.window_batch(batch_windows, encoded, generated, source.info.fps)
+            out = sample_windows(
+                self.unet, scheduler, batch, steps=options.steps,
+                generators=[window_generator(options.seed, w.id) for w in batch_windows],
+                guidance=guidance, context=context, init=options.init, official_compat=options.official_compat,
+                branches=options.branches, on_step=_step_counter(bar, len(batch_windows)),
+            )
+            stats["unet_calls"] += options.steps * calls_per_step * len(batch_windows)
+            for row, window in enumerate(batch_windows):
+                fresh = [j for j, f in enumerate(window.frames) if f not in window.guides]
+                generated[[window.frames[j] for j in fresh]] = out[row, :, fresh].permute(1, 0, 2, 3).cpu().float()
+                done.add(window.id)
+            if state is not None:
+                state.save(generated, done)
+            for window in batch_windows:
+                if on_window is not None:
+                    on_window(window)
+        if bar is not None:
+            bar.close()
+        return geometry, generated, stats
+
+    @torch.no_grad()
+    def _decoded_frames(self, source, latents: torch.Tensor, geometry: Geometry, options: OutpaintOptions,
+                        batch_size: int = 8) -> Iterator[np.ndarray]:
+        """Decode the generated canvases in small batches and compose each with its source frame (streaming)."""
+        codec = self.codec
+        frames = source.iter_frames()
+        for start in range(0, latents.shape[0], batch_size):
+            canvases = _to_uint8(codec.decode(latents[start: start + batch_size]))
+            for canvas in canvases:
+                yield compose(next(frames), canvas, geometry, feather=options.feather)
+
+
+# ------------------------------------------------------------------------------------------- resume state
+class WorkState:
+    """Generated latents and finished windows, saved atomically after every batch of windows."""
+
+    def __init__(self, folder: Path, fingerprint: str):
+        self.folder, self.fingerprint = Path(folder), fingerprint
+
+    def load(self) -> tuple[torch.Tensor, set[int]] | None:
+        meta_file = self.folder / "state.json"
+        if not meta_file.is_file():
+            return None
+        meta = json.loads(meta_file.read_text())
+        if meta.get("fingerprint") != self.fingerprint:
+            raise UserError(f"--resume: the work folder {self.folder} belongs to a run with other settings, input "
+                            "or model; rerun without --resume to start over")
+        latents = load_file(str(self.folder / meta["latents"]))["generated"]
+        return latents, set(meta["done_windows"])
+
+    def save(self, generated: torch.Tensor, done: set[int]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"latents-{len(done):05d}.safetensors"
+        with atomic_path(self.folder / name) as tmp:
+            save_file({"generated": generated.contiguous()}, str(tmp))
+        meta = {"fingerprint": self.fingerprint, "latents": name, "done_windows": sorted(done)}
+        with atomic_path(self.folder / "state.json") as tmp:
+            tmp.write_text(json.dumps(meta))
+        for old in self.folder.glob("latents-*.safetensors"):  # the state now points at the new file
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+
+def _fingerprint(options: OutpaintOptions, source_id: str, unet: M3DDMUNet) -> str:
+    weights = hashlib.sha256()
+    for name, tensor in list(unet.state_dict().items())[:8]:  # cheap identity of the weights
+        weights.update(name.encode())
+        weights.update(tensor.detach().float().flatten()[:64].cpu().numpy().tobytes())
+    payload = json.dumps({"options": asdict(options), "source": source_id, "unet": dict(unet.config),
+                          "weights": weights.hexdigest()}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _file_identity(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _batches(plan: Plan, done: set[int], limit: int) -> Iterator[list[Window]]:
+    """Plan-order batches of windows that depend on no window in the same batch and have equal length."""
+    batch: list[Window] = []
+    for window in plan.windows:
+        if window.id in done:
+            continue
+        fits = (
+            batch and len(batch) < max(1, limit) and window.level == batch[0].level
+            and len(window.frames) == len(batch[0].frames)
+            and not set(window.depends_on) & {w.id for w in batch}
+        )
+        if batch and not fits:
+            yield batch
+            batch = []
+        batch.append(window)
+    if batch:
+        yield batch
+
+
+def _progress_bar(plan: Plan, steps: int, done: set[int], enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    remaining = sum(1 for w in plan.windows if w.id not in done)
+    return tqdm(total=remaining * steps, unit="step", desc=f"{remaining} windows", dynamic_ncols=True)
+
+
+def _step_counter(bar, windows: int) -> Callable[[int, int], None] | None:
+    return None if bar is None else (lambda step, total: bar.update(windows))
+
+
+def _check_paths(input_path: Path, output_path: Path) -> None:
+    if not input_path.exists():
+        raise UserError(f"input not found: {input_path}")
+    if output_path.exists() and output_path.resolve() == input_path.resolve():
+        raise UserError("the output path is the input path; choose another output")
+    parent = output_path.parent if str(output_path.parent) else Path(".")
+    if parent.exists() and not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write to {parent}")
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"{parent} is not a folder")
+
+
+def _write_output(frames: Iterator[np.ndarray], output_path: Path, source, input_path: Path, still: bool,
+                  crf: int) -> None:
+    from m3ddm.io import VideoWriter, write_frame_folder
+
+    suffix = output_path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        import cv2
+
+        frame = next(iter(frames))
+        with atomic_path(output_path) as tmp:
+            if not cv2.imwrite(str(tmp), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+                raise UserError(f"cannot write the image {output_path}")
+        return
+    if suffix == "":
+        write_frame_folder(output_path, frames, fps=source.info.fps)
+        return
+    info = source.info
+    audio_from = input_path if getattr(info, "has_audio", False) and not still else None
+    frames = iter(frames)
+    first = next(frames)
+    with VideoWriter(output_path, info.fps, first.shape[1], first.shape[0], crf=crf, audio_from=audio_from) as writer:
+        writer.write(first)
+        for frame in frames:
+            writer.write(frame)
+
+
+def _remove_work_dir(work: Path) -> None:
+    if work.is_dir():
+        for item in work.iterdir():
+            item.unlink(missing_ok=True)
+        work.rmdir()

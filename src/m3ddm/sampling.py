@@ -1,0 +1,179 @@
+"""Denoising a batch of windows with two-condition classifier-free guidance (paper eq. 4).
+
+    eps = e(0,0) + s1 * (e(c1,0) - e(0,0)) + s2 * (e(c1,c2) - e(c1,0))
+
+c1 is the local context (masked-context latents + mask, guide frames included), c2 the global-frame tokens. The
+official driver evaluates four branches and discards one; we evaluate only the branches whose coefficient is not
+zero: three for s1 = 2, s2 = 4; two when s1 = 1; one when s1 = s2 = 1. Null local context = the black-frame latent
+with an all-ones mask, guides kept (``m3ddm.conditioning``); null global context = the encoder's response to zero
+latents, which is one extra row of the shared ``GlobalContext`` (no copy per branch or frame).
+
+The sampler never reads files or decodes: it takes latents and returns latents. All randomness comes from one
+``torch.Generator`` per window, so batching windows or resuming cannot change a result.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from m3ddm.conditioning import model_input
+from m3ddm.errors import UserError
+from m3ddm.models.attention import GlobalContext
+
+# Stable Diffusion's training schedule (the one M3DDM was fine-tuned with).
+SD_SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                   prediction_type="epsilon")
+
+SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict]] = {
+    "pndm": (PNDMScheduler, dict(skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)),
+    "ddim": (DDIMScheduler, dict(set_alpha_to_one=False, steps_offset=1, clip_sample=False)),
+    "dpmpp": (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver++", solver_order=2, steps_offset=1)),
+    "euler": (EulerDiscreteScheduler, dict(steps_offset=1)),
+}
+
+
+def make_scheduler(name: str, base: SchedulerMixin | dict | None = None) -> SchedulerMixin:
+    """A diffusers scheduler by short name, on SD's schedule (or on ``base``'s betas when given)."""
+    if name not in SCHEDULERS:
+        raise UserError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    cls, extra = SCHEDULERS[name]
+    config = dict(SD_SCHEDULE)
+    if base is not None:
+        base_config = base.config if hasattr(base, "config") else base
+        for key in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type"):
+            if key in base_config:
+                config[key] = base_config[key]
+    return cls.from_config({**config, **extra})
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """Guidance scales: s1 for the local context, s2 for the global frames (paper defaults 2 and 4)."""
+
+    context_scale: float = 2.0
+    global_scale: float = 4.0
+
+    def coefficients(self, has_global: bool) -> dict[str, float]:
+        """Weights of the branches "null" = e(0,0), "local" = e(c1,0), "full" = e(c1,c2); zeros dropped."""
+        s1, s2 = self.context_scale, self.global_scale
+        if has_global:
+            weights = {"null": 1.0 - s1, "local": s1 - s2, "full": s2}
+        else:  # no global prompt (msdm/sdm models): e(c1,c2) is e(c1,0)
+            weights = {"null": 1.0 - s1, "local": s1}
+        return {k: v for k, v in weights.items() if v != 0.0}
+
+
+@dataclass
+class WindowBatch:
+    """The conditions of W windows of F frames (latents ``[W, C, F, h, w]``)."""
+
+    context: torch.Tensor  # masked-context latents with guides put in (conditional branch)
+    mask: torch.Tensor  # [W, 1, F, h, w], 1 = to generate, 0 at guides
+    null_context: torch.Tensor  # black-frame latent with guides put in
+    null_mask: torch.Tensor  # all ones but guides
+    init_latents: torch.Tensor  # what the noise is added to (pre-filled latents, or zeros for pure noise)
+    fps: torch.Tensor  # [W]
+    context_rows: torch.Tensor | None = None  # [W] row of GlobalContext.tokens holding each window's real context
+
+    @property
+    def num_windows(self) -> int:
+        return self.context.shape[0]
+
+
+def guided_epsilon(
+    unet,
+    latents: torch.Tensor,
+    timestep: torch.Tensor,
+    batch: WindowBatch,
+    guidance: Guidance,
+    context: GlobalContext | None = None,
+    null_row: int = 0,
+    branches: Sequence[str] | None = None,
+) -> torch.Tensor:
+    """Eq. 4 from the branches with non-zero weight, evaluated in ONE UNet call (rows stacked branch-major).
+
+    ``branches`` forces a branch set (e.g. all three or the official four for comparisons); their weights still
+    come from ``guidance``.
+    """
+    has_global = context is not None and unet.config.global_context
+    weights = guidance.coefficients(has_global)
+    names = list(branches) if branches is not None else list(weights)
+    w = batch.num_windows
+    inputs, rows = [], []
+    real_rows = batch.context_rows if batch.context_rows is not None else torch.full((w,), 1, dtype=torch.long)
+    for name in names:
+        if name in ("null", "null_full"):
+            inputs.append(model_input(latents, batch.null_context, batch.null_mask))
+        else:
+            inputs.append(model_input(latents, batch.context, batch.mask))
+        if name in ("null", "local"):
+            rows.append(torch.full((w,), null_row, dtype=torch.long))
+        else:
+            rows.append(real_rows)
+    sample = torch.cat(inputs)
+    fps = batch.fps.repeat(len(names))
+    if has_global:
+        eps_all = unet.denoise(sample, timestep, fps, context, context_index=torch.cat(rows))
+    else:
+        eps_all = unet.denoise(sample, timestep, fps, None)
+    chunks = dict(zip(names, eps_all.float().chunk(len(names)), strict=True))
+    eps = sum(weights.get(name, 0.0) * chunks[name] for name in names if name in weights)
+    return eps.to(latents.dtype)
+
+
+def window_noise(shape: Sequence[int], generators: Sequence[torch.Generator], dtype=torch.float32) -> torch.Tensor:
+    """One noise tensor per window from its own generator (batching-invariant), stacked on the batch axis."""
+    return torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=dtype) for g in generators])
+
+
+def sample_windows(
+    unet,
+    scheduler: SchedulerMixin,
+    batch: WindowBatch,
+    *,
+    steps: int,
+    generators: Sequence[torch.Generator],
+    guidance: Guidance = Guidance(),
+    context: GlobalContext | None = None,
+    null_row: int = 0,
+    init: str = "prefill",
+    official_compat: bool = False,
+    branches: Sequence[str] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Denoise W windows from noise to latents ``[W, C, F, h, w]``.
+
+    init "prefill": start from the pre-filled latents noised to the first timestep (the official start);
+    "noise": start from pure noise. ``official_compat`` reproduces the official PNDM start (spec 8.1): the first of
+    the 51 PNDM timesteps is skipped, so 50 UNet calls begin at t = 961 with the PLMS warm-up quirk.
+    """
+    if len(generators) != batch.num_windows:
+        raise ValueError("one generator per window is required")
+    scheduler = copy.deepcopy(scheduler)  # schedulers keep per-run state (PNDM/DPM history)
+    scheduler.set_timesteps(steps)
+    timesteps = scheduler.timesteps
+    if official_compat:
+        if not isinstance(scheduler, PNDMScheduler):
+            raise UserError("--official-compat reproduces the official PNDM start: use the pndm scheduler")
+        timesteps = timesteps[1:]
+    device = batch.context.device
+    noise = window_noise(batch.init_latents.shape, generators).to(device)
+    if init == "prefill":
+        latents = scheduler.add_noise(batch.init_latents.float(), noise, timesteps[:1])
+    elif init == "noise":
+        latents = noise * scheduler.init_noise_sigma
+    else:
+        raise ValueError(f"init must be 'prefill' or 'noise', got {init!r}")
+    for i, t in enumerate(timesteps):
+        model_in = scheduler.scale_model_input(latents, t)
+        eps = guided_epsilon(unet, model_in, t, batch, guidance, context, null_row, branches)
+        latents = scheduler.step(eps, t, latents).prev_sample
+        if on_step is not None:
+            on_step(i + 1, len(timesteps))
+    return latents

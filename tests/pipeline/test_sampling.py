@@ -1,0 +1,89 @@
+"""Two-condition guidance (eq. 4) from three branches, and the scheduler wrappers."""
+
+import pytest
+import torch
+
+from m3ddm.errors import UserError
+from m3ddm.models import GlobalContext
+from m3ddm.sampling import Guidance, WindowBatch, guided_epsilon, make_scheduler
+
+
+def _batch(windows=2, frames=3, h=8, w=8):
+    g = torch.Generator().manual_seed(0)
+    rand = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    mask = torch.ones(windows, 1, frames, h, w)
+    mask[:, :, :, :, 2:6] = 0
+    return WindowBatch(context=rand(windows, 4, frames, h, w), mask=mask, null_context=rand(windows, 4, frames, h, w),
+                       null_mask=torch.ones_like(mask), init_latents=torch.zeros(windows, 4, frames, h, w),
+                       fps=torch.full((windows,), 5), context_rows=torch.tensor([1, 2][:windows]))
+
+
+class CountingUNet:
+    """Wraps a UNet and records how many rows each call evaluates."""
+
+    def __init__(self, unet):
+        self.unet, self.rows = unet, []
+        self.config = unet.config
+
+    def denoise(self, sample, *args, **kwargs):
+        self.rows.append(sample.shape[0])
+        return self.unet.denoise(sample, *args, **kwargs)
+
+
+@torch.no_grad()
+def test_three_branches_equal_eq4_from_four_branches(tiny_pipeline):
+    unet = tiny_pipeline.unet
+    batch = _batch()
+    tokens = torch.randn(3, 16, 320)  # rows: null, video A, video B
+    context = GlobalContext(tokens)
+    x = torch.randn(2, 4, 3, 8, 8)
+    guidance = Guidance(2.0, 4.0)
+    counting = CountingUNet(unet)
+    eps = guided_epsilon(counting, x, torch.tensor(501), batch, guidance, context)
+    assert counting.rows == [6]  # 3 branches x 2 windows in one call
+    # The official way: four branches (local x global), then eq. 4.
+    def branch(local, global_rows):
+        ctx, mask = (batch.context, batch.mask) if local else (batch.null_context, batch.null_mask)
+        sample = torch.cat([x, ctx, mask], dim=1)
+        return unet.denoise(sample, 501, batch.fps, context, context_index=global_rows)
+
+    null_rows, real_rows = torch.zeros(2, dtype=torch.long), batch.context_rows
+    e00, e10, e11 = branch(False, null_rows), branch(True, null_rows), branch(True, real_rows)
+    e01 = branch(False, real_rows)  # computed by the official code, unused by eq. 4
+    s1, s2 = 2.0, 4.0
+    want = e00 + s1 * (e10 - e00) + s2 * (e11 - e10)
+    assert torch.allclose(eps, want, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(e01, e00)  # the branches really differ
+    four = guided_epsilon(unet, x, torch.tensor(501), batch, guidance, context,
+                          branches=("null", "local", "null_full", "full"))
+    assert torch.allclose(four, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("s1", "s2", "rows"), [(1.0, 1.0, 2), (1.0, 4.0, 4), (2.0, 1.0, 6), (2.0, 4.0, 6)])
+@torch.no_grad()
+def test_only_needed_branches_run(tiny_pipeline, s1, s2, rows):
+    counting = CountingUNet(tiny_pipeline.unet)
+    guided_epsilon(counting, torch.randn(2, 4, 3, 8, 8), torch.tensor(11), _batch(), Guidance(s1, s2),
+                   GlobalContext(torch.randn(3, 16, 320)))
+    assert counting.rows == [rows]
+
+
+def test_guidance_coefficients():
+    assert Guidance(2, 4).coefficients(True) == {"null": -1.0, "local": -2.0, "full": 4.0}
+    assert Guidance(1, 1).coefficients(True) == {"full": 1.0}
+    assert Guidance(2, 4).coefficients(False) == {"null": -1.0, "local": 2.0}
+
+
+def test_schedulers():
+    for name in ("pndm", "ddim", "dpmpp", "euler"):
+        sched = make_scheduler(name)
+        sched.set_timesteps(10)
+        assert len(sched.timesteps) >= 10
+        assert sched.config.beta_schedule == "scaled_linear" and sched.config.num_train_timesteps == 1000
+    pndm = make_scheduler("pndm")
+    pndm.set_timesteps(50)
+    # Official: 51 PLMS timesteps [981, 961, 961, 941, ..., 1]; the driver starts at index 1 (t = 961).
+    assert pndm.timesteps[:4].tolist() == [981, 961, 961, 941] and pndm.timesteps[-1] == 1
+    assert len(pndm.timesteps) == 51
+    with pytest.raises(UserError, match="unknown scheduler"):
+        make_scheduler("heun")
