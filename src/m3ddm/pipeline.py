@@ -62,6 +62,9 @@ class OutpaintOptions:
     num_global_frames: int | None = None
     feather: int = 4
     branches: tuple[str, ...] | None = None  # force a branch set (benchmarks); None = only the needed ones
+    # Benchmarks only: redo the official driver's per-window work (read and VAE-encode the window's frames and the
+    # global frames again, re-run the global encoder, no key/value cache). The output does not change.
+    reencode_per_window: bool = False
 
 
 @dataclass
@@ -96,6 +99,9 @@ class ArraySource:
 
     def iter_frames(self) -> Iterator[np.ndarray]:
         yield from self.frames
+
+    def read(self, indices) -> list[np.ndarray]:
+        return [self.frames[i] for i in indices]
 
 
 @dataclass
@@ -421,6 +427,8 @@ class M3DDMPipeline(DiffusionPipeline):
         bar = _progress_bar(plan, options.steps, done, progress)
         stats = {"windows": len(plan.windows), "unet_calls": 0}
         for batch_windows in _batches(plan, done, options.batch_windows):
+            if options.reencode_per_window:
+                context = self._reencode_for_windows(source, geometry, options, batch_windows)
             batch = self.window_batch(batch_windows, encoded, generated, source.info.fps)
             out = sample_windows(
                 self.unet, scheduler, batch, steps=options.steps,
@@ -441,6 +449,23 @@ class M3DDMPipeline(DiffusionPipeline):
         if bar is not None:
             bar.close()
         return geometry, generated, stats
+
+    def _reencode_for_windows(self, source, geometry: Geometry, options: OutpaintOptions,
+                              windows: list[Window]) -> GlobalContext | None:
+        """The official per-window work pattern, for the speed benchmark: the window's frames and the global frames
+        are read and encoded again and the global encoder re-run (deterministic, so the values are the same)."""
+        n = source.info.num_frames
+        g_idx = global_frame_indices(n, options.num_global_frames)
+        for window in windows:
+            frames = source.read(list(window.frames))
+            clip = ArraySource(np.stack(frames), source.info.fps)
+            self.encode_video(clip, geometry, replace(options, num_global_frames=len(frames)))
+        globals_ = ArraySource(np.stack(source.read(g_idx)), source.info.fps)
+        encoded = self.encode_video(globals_, geometry, options)
+        context = self.global_context(encoded)
+        if context is not None:
+            context.cache_kv = False
+        return context
 
     @torch.no_grad()
     def _decoded_frames(self, source, latents: torch.Tensor, geometry: Geometry, options: OutpaintOptions,

@@ -195,7 +195,7 @@ class SpatialTemporalTransformer(nn.Module):
         b, _, f, h, w = x.shape
         # spatial: frames folded into the batch
         residual = x
-        y = self.proj_in(self.norm(rearrange(x, "b c f h w -> (b f) c h w")))
+        y = self.proj_in(self.norm(rearrange(x, "b c f h w -> (b f) c h w"), chunk=f))
         y = rearrange(y, "n c h w -> n (h w) c")
         for block in self.transformer_blocks:
             y = block(y, context, frames=f)

@@ -12,19 +12,17 @@ from torch import nn
 
 
 class BatchInvariantGroupNorm(nn.GroupNorm):
-    """GroupNorm computed one sample at a time (chunks of ``rows_per_chunk`` leading rows).
+    """GroupNorm computed on fixed-size chunks of the batch (one sample, or one video row's ``chunk`` frames).
 
     Torch's kernel splits a group's reduction differently when there are few samples, so the same sample can get
-    different low bits in batches of different sizes. Normalising each sample on its own keeps windows denoised in a
+    different low bits in batches of different sizes. Normalising fixed-size chunks keeps windows denoised in a
     batch bit-identical to windows denoised alone. Same parameters and state-dict keys as ``nn.GroupNorm``.
     """
 
-    rows_per_chunk = 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] <= self.rows_per_chunk:
+    def forward(self, x: torch.Tensor, chunk: int = 1) -> torch.Tensor:
+        if x.shape[0] <= chunk:
             return super().forward(x)
-        return torch.cat([super(BatchInvariantGroupNorm, self).forward(c) for c in x.split(self.rows_per_chunk)])
+        return torch.cat([super(BatchInvariantGroupNorm, self).forward(c) for c in x.split(chunk)])
 
 
 def framewise_conv(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
