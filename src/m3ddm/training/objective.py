@@ -1,0 +1,179 @@
+"""The training objective: batch -> 9-channel UNet input, noise, timesteps -> epsilon MSE.
+
+* Noise schedule: Stable Diffusion's scaled-linear betas (0.00085 -> 0.012, 1000 steps), the schedule inference
+  samples with; ``x_t`` comes from diffusers' ``DDPMScheduler.add_noise``.
+* Latents are the codec's *scaled* latents (``LatentCodec.encode`` applies ``scaling_factor``).
+* Loss: plain epsilon MSE over every latent position, known and masked alike, unweighted (as the paper's eq. 3).
+* Conditioning is built with ``m3ddm.conditioning`` so training and sampling agree exactly: masked-context
+  latents = the codec's latents of the letterboxed frames (masked pixels = -1), guide frames carry their raw
+  latent with mask 0, a dropped context is the black-frame latent with an all-ones mask (guides kept), and a
+  dropped global prompt is zero latents that still go through the global encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, PNDMScheduler
+from einops import rearrange
+from torch import nn
+
+from m3ddm.conditioning import local_condition, model_input, null_condition
+from m3ddm.training.masking import latent_mask_from_pixels
+
+NUM_TRAIN_TIMESTEPS = 1000
+SCHEDULE = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                num_train_timesteps=NUM_TRAIN_TIMESTEPS)
+
+
+def training_noise_scheduler() -> DDPMScheduler:
+    return DDPMScheduler(**SCHEDULE, prediction_type="epsilon")
+
+
+def inference_scheduler() -> PNDMScheduler:
+    """The scheduler written next to an exported model: SD's PNDM with the training betas."""
+    return PNDMScheduler(**SCHEDULE, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)
+
+
+def step_generator(seed: int, step: int, micro_step: int, rank: int) -> torch.Generator:
+    """A fresh CPU generator for one micro-step of one process: noise never depends on history."""
+    state = np.random.SeedSequence([seed, step, micro_step, rank, 0x7EA1]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+@dataclass
+class ModelBatch:
+    """What the UNet sees for one micro-batch (all on the training device)."""
+
+    latents: torch.Tensor  # z0, scaled [B, C, F, h, w]
+    context: torch.Tensor  # [B, C, F, h, w]
+    mask: torch.Tensor  # [B, 1, F, h, w]
+    fps: torch.Tensor  # int64 [B]
+    global_latents: torch.Tensor | None  # [B * g, C, h, w], dropped rows zeroed
+    num_global: int
+
+
+def to_pixels(frames_uint8: torch.Tensor) -> torch.Tensor:
+    """``[..., H, W, 3]`` uint8 -> ``[..., 3, H, W]`` float in [-1, 1]."""
+    return frames_uint8.movedim(-1, -3).float() / 127.5 - 1.0
+
+
+@torch.no_grad()
+def build_model_batch(
+    batch: dict[str, torch.Tensor],
+    codec,
+    black_latent: torch.Tensor,
+    *,
+    device: torch.device,
+    generator: torch.Generator | None = None,
+    sample_posterior: bool = False,
+    encode_batch_size: int | None = None,
+) -> ModelBatch:
+    """Turn a DataLoader batch (pixels from ``ClipDataset`` or latents from ``LatentClipDataset``) into UNet
+    inputs. ``black_latent`` ``[C, h, w]`` is the latent of an all-black (-1) frame."""
+    guides = batch["guides"].to(device)
+    drop_context = batch["drop_context"].to(device)
+    drop_global = batch["drop_global"].to(device)
+    fps = batch["fps"].to(device).round().long()
+    black = black_latent.to(device, torch.float32)
+
+    posterior_gen = generator
+    if sample_posterior and generator is not None and torch.device(device).type != generator.device.type:
+        # torch draws on a device only with a generator of that device: derive one, deterministically.
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        posterior_gen = torch.Generator(device=device).manual_seed(seed)
+
+    def encode(pixels: torch.Tensor) -> torch.Tensor:
+        return codec.encode(pixels, sample=sample_posterior, generator=posterior_gen,
+                            batch_size=encode_batch_size).float()
+
+    if "latents" in batch:  # latent cache: context masked in latent space
+        z0 = batch["latents"].to(device, torch.float32)
+        lmask = batch["latent_mask"].to(device, torch.float32)[:, :, None]  # [B, 1, 1, h, w]
+        masked = torch.where(lmask > 0.5, black[None, :, None], z0)
+        globals_ = batch.get("global_latents")
+        global_latents = None if globals_ is None else globals_.to(device, torch.float32).flatten(0, 1)
+    else:
+        frames = batch["frames"].to(device)
+        b, f = frames.shape[:2]
+        pixels = to_pixels(frames).flatten(0, 1)  # [B*F, 3, H, W]
+        pixel_mask = batch["mask"].to(device, torch.float32)  # [B, 1, H, W]
+        frame_mask = pixel_mask.repeat_interleave(f, dim=0)  # [B*F, 1, H, W]
+        letterboxed = torch.where(frame_mask > 0.5, torch.full_like(pixels, -1.0), pixels)
+        both = encode(torch.cat([pixels, letterboxed]))
+        z0 = rearrange(both[: b * f], "(b f) c h w -> b c f h w", b=b)
+        masked = rearrange(both[b * f:], "(b f) c h w -> b c f h w", b=b)
+        factor = pixels.shape[-1] // z0.shape[-1]
+        lmask = latent_mask_from_pixels(pixel_mask, factor)[:, :, None]  # [B, 1, 1, h, w]
+        global_latents = None
+        if "global_frames" in batch:
+            global_latents = encode(to_pixels(batch["global_frames"].to(device)).flatten(0, 1))
+
+    context, mask = local_condition(masked, lmask, z0, guides)
+    null_context, null_mask = null_condition(black, z0.shape, z0, guides)
+    dropped = drop_context[:, None, None, None, None]
+    context = torch.where(dropped, null_context, context)
+    mask = torch.where(dropped, null_mask, mask.to(null_mask))
+
+    num_global = 0
+    if global_latents is not None:
+        b = z0.shape[0]
+        num_global = global_latents.shape[0] // b
+        keep = (~drop_global).to(global_latents).repeat_interleave(num_global)[:, None, None, None]
+        global_latents = global_latents * keep
+    return ModelBatch(z0, context, mask, fps, global_latents, num_global)
+
+
+class Denoiser(nn.Module):
+    """The UNet behind one ``forward`` (so DDP sees every parameter use): global tokens, then the denoiser."""
+
+    def __init__(self, unet: nn.Module):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample, timestep, fps, global_latents=None, num_global: int = 0) -> torch.Tensor:
+        context = None
+        if self.unet.config.global_context:
+            context = self.unet.encode_global(global_latents, num_global=num_global)
+        return self.unet.denoise(sample, timestep, fps, context)
+
+
+@dataclass
+class NoiseDraw:
+    noise: torch.Tensor
+    timesteps: torch.Tensor
+
+
+def draw_noise(
+    shape: torch.Size, generator: torch.Generator, pool: NoiseDraw | None = None
+) -> NoiseDraw:
+    """Epsilon and timesteps for a batch (CPU); from ``pool`` when given (fixed set, for overfit tests)."""
+    b = shape[0]
+    if pool is not None:
+        pick = torch.randint(0, pool.noise.shape[0], (b,), generator=generator)
+        return NoiseDraw(pool.noise[pick].clone(), pool.timesteps[pick].clone())
+    timesteps = torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=generator)
+    noise = torch.randn(shape, generator=generator)
+    return NoiseDraw(noise, timesteps)
+
+
+def make_noise_pool(size: int, sample_shape: tuple[int, ...], seed: int) -> NoiseDraw:
+    gen = torch.Generator().manual_seed(seed + 0x900D)
+    timesteps = torch.randint(0, NUM_TRAIN_TIMESTEPS, (size,), generator=gen)
+    return NoiseDraw(torch.randn((size, *sample_shape), generator=gen), timesteps)
+
+
+def diffusion_loss(
+    model: nn.Module, scheduler: DDPMScheduler, mb: ModelBatch, draw: NoiseDraw
+) -> torch.Tensor:
+    """Plain epsilon MSE over all latent positions (float32)."""
+    device = mb.latents.device
+    noise = draw.noise.to(device)
+    timesteps = draw.timesteps.to(device)
+    noisy = scheduler.add_noise(mb.latents, noise, timesteps)
+    sample = model_input(noisy, mb.context, mb.mask)
+    eps = model(sample, timesteps, mb.fps, mb.global_latents, mb.num_global)
+    return F.mse_loss(eps.float(), noise.float())

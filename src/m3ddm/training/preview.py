@@ -1,0 +1,44 @@
+"""Sample previews while training: a short conditional DDIM denoise of a fixed validation clip.
+
+This is a monitoring aid, not the inference pipeline: one window, no classifier-free guidance, DDIM with the
+training betas. The known region is pasted back from the input, as the pipeline does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler
+
+from m3ddm.conditioning import model_input
+from m3ddm.training.objective import SCHEDULE, ModelBatch
+
+
+@torch.no_grad()
+def denoise_preview(unet, codec, mb: ModelBatch, steps: int = 20, seed: int = 0) -> torch.Tensor:
+    """Generated clip for the first item of ``mb``: pixels in [-1, 1] ``[F, 3, H, W]``."""
+    scheduler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    scheduler.set_timesteps(steps)
+    z0 = mb.latents[:1]
+    gen = torch.Generator().manual_seed(seed)
+    latents = torch.randn(z0.shape, generator=gen).to(z0)
+    context = None
+    if unet.config.global_context and mb.global_latents is not None:
+        context = unet.encode_global(mb.global_latents[: mb.num_global], num_global=mb.num_global)
+    for t in scheduler.timesteps:
+        sample = model_input(latents, mb.context[:1], mb.mask[:1])
+        eps = unet.denoise(sample, int(t), mb.fps[:1], context).float()
+        latents = scheduler.step(eps, t, latents).prev_sample
+    mask = mb.mask[:1]
+    latents = mask * latents + (1 - mask) * z0  # known latents back (guides and context)
+    return codec.decode(latents[0].transpose(0, 1)).float()
+
+
+def preview_grid(original: torch.Tensor, masked: torch.Tensor, generated: torch.Tensor) -> np.ndarray:
+    """Rows = input, masked input, generated; columns = frames. Inputs ``[F, 3, H, W]`` in [-1, 1]; returns
+    uint8 ``[3, 3H, F*W]`` (CHW, for TensorBoard)."""
+    rows = []
+    for clip in (original, masked, generated):
+        rows.append(torch.cat(list(clip.clamp(-1, 1)), dim=-1))  # [3, H, F*W]
+    grid = torch.cat(rows, dim=-2)
+    return ((grid + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
