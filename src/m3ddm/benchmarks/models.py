@@ -1,0 +1,120 @@
+"""Models and videos for the benchmarks: a seeded random tiny pipeline, a synthetic source, region PSNR."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from m3ddm.errors import UserError
+
+TINY = "tiny"
+
+
+def tiny_pipeline(default_size: int = 128, default_steps: int = 25, seed: int = 0):
+    """A random tiny pipeline (tiny UNet and codec) with the production defaults (dpmpp, 25 steps).
+
+    Attention and transformer output projections are made non-zero (they start at zero), so every guidance
+    branch, global frame and attention backend actually changes the result: the comparisons then mean something.
+    """
+    import torch
+
+    from m3ddm.codecs import LatentCodec
+    from m3ddm.models import M3DDMUNet
+    from m3ddm.pipeline import M3DDMPipeline
+    from m3ddm.sampling import make_scheduler
+
+    torch.manual_seed(seed)
+    unet = M3DDMUNet.from_preset("tiny").eval()
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "to_out" in name or "proj_out" in name:
+                p.normal_(0, 0.2)
+    codec = LatentCodec.tiny(seed).vae.eval()
+    return M3DDMPipeline(unet=unet, vae=codec, scheduler=make_scheduler("dpmpp"), default_size=default_size,
+                         default_scheduler="dpmpp", default_steps=default_steps)
+
+
+def prepare_model(model: str, folder: Path) -> str:
+    """A pipeline folder for ``model``: "tiny" is saved under ``folder``; anything else must be a folder."""
+    if model == TINY:
+        tiny_pipeline().save_pretrained(folder)
+        return str(folder)
+    path = Path(model)
+    if not (path / "model_index.json").is_file():
+        raise UserError(f"--model must be 'tiny' or a pipeline folder with model_index.json, got {model}")
+    return str(path)
+
+
+_LOADED: dict[tuple[str, str], object] = {}
+
+
+def load_pipeline(model_dir: str, device: str = "cpu", reuse: bool = False):
+    """The pipeline in ``model_dir``; ``reuse`` keeps the last one loaded (runs in one process share it)."""
+    from m3ddm.pipeline import M3DDMPipeline
+
+    key = (str(Path(model_dir).resolve()), device)
+    if reuse and key in _LOADED:
+        return _LOADED[key]
+    pipe = M3DDMPipeline.from_folder(model_dir)
+    pipe.unet.eval()
+    pipe.vae.eval()
+    pipe = pipe.to(device) if device != "cpu" else pipe
+    _LOADED.clear()
+    if reuse:
+        _LOADED[key] = pipe
+    return pipe
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"WxH"`` -> (W, H)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not match or min(int(match.group(1)), int(match.group(2))) < 8:
+        raise UserError(f"a size must look like WIDTHxHEIGHT with sides of at least 8 pixels, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_int_list(text: str, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{name} must be whole numbers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise UserError(f"{name} must be positive whole numbers separated by commas, got {text!r}")
+    return values
+
+
+def synthetic_frames(num_frames: int, width: int, height: int) -> np.ndarray:
+    """The smooth moving test pattern, ``[F, H, W, 3]`` uint8."""
+    from m3ddm.io.testing import pattern_frame
+
+    return np.stack([pattern_frame(i, width, height) for i in range(num_frames)])
+
+
+def load_frames(path: str, max_frames: int) -> tuple[np.ndarray, float]:
+    """The first ``max_frames`` frames of a video file or frame folder, and its frame rate."""
+    from m3ddm.io import open_video_source
+
+    source = open_video_source(path)
+    frames = []
+    for frame in source.iter_frames():
+        frames.append(frame)
+        if len(frames) == max_frames:
+            break
+    return np.stack(frames), float(source.info.fps)
+
+
+def region_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, int]:
+    """(PSNR in dB, max absolute difference) of two uint8 videos ``[F, H, W, 3]`` over the pixels where ``mask``
+    (``H x W``, non-zero = counted) is set; PSNR is inf for identical inputs."""
+    if a.shape != b.shape:
+        raise ValueError(f"videos of different shapes: {a.shape} vs {b.shape}")
+    diff = a.astype(np.float64) - b.astype(np.float64)
+    if mask is not None:
+        diff = diff[:, mask.astype(bool)]
+    if diff.size == 0:
+        raise ValueError("the mask selects no pixel")
+    mse = float(np.mean(diff**2))
+    psnr = float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    return psnr, int(np.abs(diff).max())

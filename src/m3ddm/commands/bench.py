@@ -1,0 +1,166 @@
+"""`m3ddm bench unet | memory | official`: speed, memory and FLOP benchmarks that print a table (or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="speed, memory and FLOP benchmarks",
+        description="Benchmarks. Each measurement that reports memory runs in a fresh process unless --in-process.",
+    )
+    benches = parser.add_subparsers(dest="bench", metavar="BENCH")
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+    unet = benches.add_parser("unet", help="one UNet forward on a guidance batch, per preset",
+                              description="Time (median of --repeats after a warm-up), peak memory, FLOPs and "
+                                          "parameters of one UNet call: --batch rows (3 = null, local and full "
+                                          "guidance branches) of --frames latent frames, 16 shared global frames.")
+    unet.add_argument("--presets", default="mini,small", help="comma-separated UNet presets (tiny, mini, small, "
+                                                               "base, official)")
+    unet.add_argument("--frames", type=int, default=16)
+    unet.add_argument("--latent", type=int, default=32, help="latent side (32 = a 256x256 canvas)")
+    unet.add_argument("--batch", type=int, default=3)
+    unet.add_argument("--repeats", type=int, default=5)
+    unet.add_argument("--attention", choices=("sdpa", "naive"), default="sdpa")
+    unet.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    _common(unet)
+    unet.set_defaults(func=run_unet)
+
+    memory = benches.add_parser("memory", help="peak memory of the whole pipeline for a short and a long video",
+                                description="Outpaint synthetic videos of each length with a model (default: a "
+                                            "random tiny one) in fresh processes and compare the peak memory.")
+    memory.add_argument("--frames", default="100,1000", help="comma-separated video lengths (default 100,1000)")
+    memory.add_argument("--model", default="tiny", help="'tiny' (random) or a pipeline folder")
+    memory.add_argument("--source-size", default="320x240", help="WxH of the synthetic video")
+    memory.add_argument("--ratio", default="16:9", help="target aspect ratio")
+    memory.add_argument("--size", type=int, help="working long side (default: the model's)")
+    memory.add_argument("--steps", type=int, default=1, help="denoising steps (few: memory does not depend on them)")
+    memory.add_argument("--limit", type=float, default=1.2, help="allowed peak ratio longest / shortest")
+    _common(memory)
+    memory.set_defaults(func=run_memory)
+
+    official = benches.add_parser(
+        "official", help="the official configuration against ours, and each lever alone",
+        description="Outpaint the same video (16:9 -> 9:16 by default) with the official driver's configuration "
+                    "(4 branches, per-window re-encoding, square canvas, one window per call, naive attention, "
+                    "PNDM 50) and with ours; report UNet rows, FLOPs, wall time and peak memory per output frame.")
+    official.add_argument("--model", default="tiny", help="'tiny' (random) or a pipeline folder")
+    official.add_argument("--input", help="a video file or frame folder (default: a synthetic 16:9 clip)")
+    official.add_argument("--frames", type=int, default=64, help="frames to outpaint (default 64)")
+    official.add_argument("--source-size", default="128x72", help="WxH of the synthetic clip (default 128x72)")
+    official.add_argument("--ratio", default="9:16", help="target aspect ratio (default 9:16)")
+    official.add_argument("--size", type=int, default=88, help="working long side (default 88: a 48x88 9:16 canvas)")
+    official.add_argument("--seed", type=int, default=0)
+    official.add_argument("--steps-scale", type=float, default=0.2,
+                          help="multiply every configuration's steps (official PNDM 50, dpmpp lever 25, ours: the "
+                               "model's default) by this, for a shorter CPU run; FLOP and row ratios do not change. "
+                               "Default 0.2 (10 / 5 / 5 steps); 1 = the full configurations")
+    official.add_argument("--official-steps", type=int, help="PNDM steps of the official config (overrides)")
+    official.add_argument("--fast-steps", type=int, help="dpmpp steps of the scheduler lever (overrides)")
+    official.add_argument("--ours-steps", type=int, help="steps of ours (overrides)")
+    official.add_argument("--no-levers", action="store_true", help="only official and ours")
+    official.add_argument("--repeats", type=int, default=1, help="timed runs per configuration (median)")
+    _common(official)
+    official.set_defaults(func=run_official)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="measure in this process (quicker; memory figures less exact)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def _print_json(result) -> None:
+    from m3ddm.evaluation.report import json_safe
+
+    print(json.dumps(json_safe(result), allow_nan=False))
+
+
+def run_unet(args: argparse.Namespace) -> int:
+    from m3ddm.benchmarks.table import format_table
+    from m3ddm.benchmarks.unet import COLUMNS, bench_unet, table_rows
+
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    results = bench_unet(presets, isolated=not args.in_process, frames=args.frames, latent=args.latent,
+                         batch=args.batch, repeats=args.repeats, device=args.device, dtype=args.dtype,
+                         threads=args.threads, attention=args.attention)
+    if args.json:
+        _print_json({"results": results})
+        return 0
+    first = results[0]
+    print(f"UNet forward: batch {args.batch} x {args.frames} frames x {args.latent}x{args.latent} latents, "
+          f"16 global frames; {first['device']} {args.dtype}, {first['threads']} threads, {args.attention}; "
+          f"median of {args.repeats} after a warm-up")
+    print(format_table(table_rows(results), COLUMNS))
+    print(f"memory: {first['memory_kind']}; growth = peak during the calls minus the size before them")
+    return 0
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    from m3ddm.benchmarks.memory import COLUMNS, bench_memory
+    from m3ddm.benchmarks.models import parse_int_list, parse_size
+    from m3ddm.benchmarks.table import format_table
+
+    result = bench_memory(parse_int_list(args.frames, "--frames"), model=args.model,
+                          source_size=parse_size(args.source_size), ratio=args.ratio, size=args.size,
+                          steps=args.steps, device=args.device, threads=args.threads,
+                          isolated=not args.in_process, limit=args.limit)
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"whole pipeline (outpaint_video), {args.source_size} -> {args.ratio}, {args.steps} step(s), "
+          f"model {args.model}, {'fresh process per run' if not args.in_process else 'in process'}")
+    print(format_table(result["runs"], COLUMNS))
+    growth = "n/a" if result["ratio_growth"] is None else f"{result['ratio_growth']:.3g}"
+    verdict = "within" if result["within_limit"] else "ABOVE"
+    print(f"peak ratio longest/shortest: {result['ratio_peak']:.3f} ({verdict} the {args.limit}x limit); "
+          f"growth ratio: {growth}")
+    return 0
+
+
+def run_official(args: argparse.Namespace) -> int:
+    from m3ddm.benchmarks.models import parse_size
+    from m3ddm.benchmarks.official import (
+        CONFIG_COLUMNS,
+        LEVER_COLUMNS,
+        bench_official,
+        config_rows,
+        lever_rows,
+        summary_lines,
+    )
+    from m3ddm.benchmarks.table import format_table
+
+    def progress(name: str, result: dict) -> None:
+        if not args.json:
+            print(f"  {name}: {result['wall_s']:.1f} s", file=sys.stderr, flush=True)
+
+    report = bench_official(
+        model=args.model, input_path=args.input, frames=args.frames, source_size=parse_size(args.source_size),
+        ratio=args.ratio, size=args.size, seed=args.seed, steps_scale=args.steps_scale,
+        official_steps=args.official_steps,
+        fast_steps=args.fast_steps, ours_steps=args.ours_steps, with_levers=not args.no_levers,
+        repeats=args.repeats, device=args.device, threads=args.threads, isolated=not args.in_process,
+        on_result=progress,
+    )
+    if args.json:
+        _print_json(report)
+        return 0
+    source = args.input or f"synthetic {args.source_size}"
+    overridden = None not in (args.official_steps, args.fast_steps, args.ours_steps)
+    scaled = "" if args.steps_scale == 1 or overridden else \
+        f", steps x{args.steps_scale} of pndm 50 / dpmpp 25 / the model's default"
+    print(f"{report['official']['frames']} frames of {source} -> {args.ratio}, size {args.size}, model {args.model}"
+          f"{scaled}")
+    print(format_table(config_rows(report), CONFIG_COLUMNS))
+    for line in summary_lines(report):
+        print(line)
+    if report["levers"]:
+        print()
+        print(format_table(lever_rows(report), LEVER_COLUMNS))
+    return 0
