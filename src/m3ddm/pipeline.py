@@ -256,9 +256,10 @@ class M3DDMPipeline(DiffusionPipeline):
             source, options, work_dir=work, resume=resume, progress=progress, on_window=on_window,
             source_id=_file_identity(input_path),
         )
-        frames = self._decoded_frames(source, latents, geometry, options)
-        _write_output(frames, output_path, source, input_path, still, crf)
-        _remove_work_dir(work)
+        if Shard.current().rank == 0:  # with several processes, the first one writes the output
+            frames = self._decoded_frames(source, latents, geometry, options)
+            _write_output(frames, output_path, source, input_path, still, crf)
+            _remove_work_dir(work)
         return OutpaintResult(source.info.num_frames, time.perf_counter() - start, str(output_path),
                               stats["windows"], stats["unet_calls"], geometry)
 
@@ -414,6 +415,9 @@ class M3DDMPipeline(DiffusionPipeline):
         encoded = self.encode_video(source, geometry, options)
         context = self.global_context(encoded)
 
+        shard = Shard.current()
+        if shard.world > 1 and resume:
+            raise UserError("--resume is not supported with several processes")
         state = WorkState(work_dir, _fingerprint(options, source_id, self.unet)) if work_dir else None
         generated = torch.zeros_like(encoded.masked)
         done: set[int] = set()
@@ -424,28 +428,38 @@ class M3DDMPipeline(DiffusionPipeline):
 
         calls_per_step = len(guidance.coefficients(context is not None)) if options.branches is None \
             else len(options.branches)
-        bar = _progress_bar(plan, options.steps, done, progress)
+        if shard.world > 1:
+            state = None  # one shared work folder cannot take several writers; a sharded run restarts whole
+        bar = _progress_bar(plan, options.steps, done, progress and shard.rank == 0)
         stats = {"windows": len(plan.windows), "unet_calls": 0}
-        for batch_windows in _batches(plan, done, options.batch_windows):
-            if options.reencode_per_window:
-                context = self._reencode_for_windows(source, geometry, options, batch_windows)
-            batch = self.window_batch(batch_windows, encoded, generated, source.info.fps)
-            out = sample_windows(
-                self.unet, scheduler, batch, steps=options.steps,
-                generators=[window_generator(options.seed, w.id) for w in batch_windows],
-                guidance=guidance, context=context, init=options.init, official_compat=options.official_compat,
-                branches=options.branches, on_step=_step_counter(bar, len(batch_windows)),
-            )
-            stats["unet_calls"] += options.steps * calls_per_step * len(batch_windows)
-            for row, window in enumerate(batch_windows):
-                fresh = [j for j, f in enumerate(window.frames) if f not in window.guides]
-                generated[[window.frames[j] for j in fresh]] = out[row, :, fresh].permute(1, 0, 2, 3).cpu().float()
-                done.add(window.id)
-            if state is not None:
-                state.save(generated, done)
-            for window in batch_windows:
-                if on_window is not None:
-                    on_window(window)
+        for level in plan.levels:
+            # Level 1 chains (each window guides the next): one process runs it. Later levels are independent:
+            # their windows are dealt round-robin to the processes, then every process gets every result.
+            mine = [w for i, w in enumerate(level) if w.id not in done and shard.owns(i, chained=w.level == 1)]
+            for batch_windows in _batches(mine, options.batch_windows):
+                if options.reencode_per_window:
+                    context = self._reencode_for_windows(source, geometry, options, batch_windows)
+                batch = self.window_batch(batch_windows, encoded, generated, source.info.fps)
+                out = sample_windows(
+                    self.unet, scheduler, batch, steps=options.steps,
+                    generators=[window_generator(options.seed, w.id) for w in batch_windows],
+                    guidance=guidance, context=context, init=options.init, official_compat=options.official_compat,
+                    branches=options.branches, on_step=_step_counter(bar, len(batch_windows)),
+                )
+                stats["unet_calls"] += options.steps * calls_per_step * len(batch_windows)
+                for row, window in enumerate(batch_windows):
+                    fresh = [j for j, f in enumerate(window.frames) if f not in window.guides]
+                    frames = [window.frames[j] for j in fresh]
+                    generated[frames] = out[row, :, fresh].permute(1, 0, 2, 3).cpu().float()
+                    done.add(window.id)
+                if state is not None:
+                    state.save(generated, done)
+                for window in batch_windows:
+                    if on_window is not None:
+                        on_window(window)
+            if shard.world > 1:
+                generated = shard.share(generated, level, mine)
+                done.update(w.id for w in level)
         if bar is not None:
             bar.close()
         return geometry, generated, stats
@@ -525,12 +539,10 @@ def _file_identity(path: Path) -> str:
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def _batches(plan: Plan, done: set[int], limit: int) -> Iterator[list[Window]]:
-    """Plan-order batches of windows that depend on no window in the same batch and have equal length."""
+def _batches(windows: list[Window], limit: int) -> Iterator[list[Window]]:
+    """Consecutive batches of windows that depend on no window in the same batch and have equal length."""
     batch: list[Window] = []
-    for window in plan.windows:
-        if window.id in done:
-            continue
+    for window in windows:
         fits = (
             batch and len(batch) < max(1, limit) and window.level == batch[0].level
             and len(window.frames) == len(batch[0].frames)
@@ -542,6 +554,41 @@ def _batches(plan: Plan, done: set[int], limit: int) -> Iterator[list[Window]]:
         batch.append(window)
     if batch:
         yield batch
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of the windows when several processes run one video (``accelerate launch``)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def current(cls) -> Shard:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        from accelerate import PartialState
+
+        # sets up the process group: gloo across CPU processes, nccl across GPUs
+        state = PartialState(cpu=not torch.cuda.is_available())
+        return cls(state.process_index, state.num_processes)
+
+    def owns(self, index_in_level: int, chained: bool) -> bool:
+        return self.rank == 0 if chained else index_in_level % self.world == self.rank
+
+    def share(self, generated: torch.Tensor, level: list[Window], mine: list[Window]) -> torch.Tensor:
+        """Every process gets the frames each process generated in this level (disjoint, so a sum gathers them)."""
+        import torch.distributed as dist
+
+        owned = torch.zeros(generated.shape[0], dtype=torch.bool)
+        for window in mine:
+            owned[[f for f in window.frames if f not in window.guides]] = True
+        contribution = torch.where(owned[:, None, None, None], generated, torch.zeros_like(generated))
+        level_frames = torch.zeros_like(owned)
+        for window in level:
+            level_frames[[f for f in window.frames if f not in window.guides]] = True
+        dist.all_reduce(contribution)
+        return torch.where(level_frames[:, None, None, None], contribution, generated)
 
 
 def _progress_bar(plan: Plan, steps: int, done: set[int], enabled: bool):

@@ -86,7 +86,7 @@ def _expand_inputs(inputs: list[str]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from m3ddm.pipeline import M3DDMPipeline, OutpaintOptions
+    from m3ddm.pipeline import M3DDMPipeline, OutpaintOptions, Shard
 
     inputs = _expand_inputs(args.inputs)
     output = Path(args.output)
@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     for source, target in zip(inputs, outputs, strict=True):
         result = pipe.outpaint_video(source, target, options, work_dir=args.work_dir, resume=args.resume,
                                      crf=args.crf, progress=not args.quiet and sys.stderr.isatty())
+        if Shard.current().rank != 0:
+            continue
         print(f"{result.frames} frames in {result.seconds:.1f} s -> {result.output} "
               f"({result.geometry.output_w}x{result.geometry.output_h}, {result.windows} windows)")
     return 0
