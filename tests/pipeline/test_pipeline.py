@@ -15,7 +15,7 @@ def _frames(n=20, h=48, w=64, seed=0):
 
 
 def test_batched_windows_equal_sequential_bit_for_bit(tiny_pipeline):
-    source = ArraySource(_frames(40), 24)
+    source = ArraySource(_frames(31), 24)
     base = dict(pad="16,0,16,0", strides="15,1", steps=2, seed=3)
     _, seq, stats = tiny_pipeline.generate(source, OutpaintOptions(batch_windows=1, **base))
     _, bat, _ = tiny_pipeline.generate(source, OutpaintOptions(batch_windows=8, **base))
@@ -26,7 +26,7 @@ def test_batched_windows_equal_sequential_bit_for_bit(tiny_pipeline):
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(tiny_pipeline, tmp_path):
-    source = ArraySource(_frames(40), 24)
+    source = ArraySource(_frames(31), 24)
     options = OutpaintOptions(pad="16,0,16,0", strides="15,1", steps=2, batch_windows=1, seed=5)
     _, full, _ = tiny_pipeline.generate(source, options)
     seen = []
