@@ -21,7 +21,7 @@ import yaml
 from m3ddm.errors import UserError
 from m3ddm.training.masking import VARIANTS, MaskProbabilities
 
-SHIPPED_CONFIGS = ("tiny-cpu", "official")
+SHIPPED_CONFIGS = ("tiny-cpu", "official", "default")
 INITS = ("scratch", "checkpoint", "sd")
 SHORT_VIDEO_POLICIES = ("pad", "skip")
 MIXED_PRECISION = ("no", "fp16", "bf16")

@@ -1,0 +1,67 @@
+"""The shipped default model (package data ``m3ddm/weights/default``): present, small, trained, and used by
+``m3ddm outpaint`` when no model option is given."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from m3ddm.cli import main
+from m3ddm.io import probe_video
+from m3ddm.io.testing import make_test_video
+from m3ddm.pipeline import DEFAULT_MODEL_DIR, M3DDMPipeline, _to_pixels, _to_uint8
+from m3ddm.training.synthetic import synthetic_video
+
+MAX_BYTES = 25 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def default_pipeline() -> M3DDMPipeline:
+    torch.set_num_threads(1)
+    return M3DDMPipeline.load()
+
+
+def test_folder_is_complete_and_small():
+    for part in ("model_index.json", "MODEL_CARD.md", "unet/config.json", "vae/config.json",
+                 "scheduler/scheduler_config.json"):
+        assert (DEFAULT_MODEL_DIR / part).is_file(), part
+    weights = sorted(p.relative_to(DEFAULT_MODEL_DIR).as_posix() for p in DEFAULT_MODEL_DIR.rglob("*.safetensors"))
+    assert weights == ["unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"]
+    assert not list(DEFAULT_MODEL_DIR.rglob("*.bin"))  # safetensors only
+    total = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.rglob("*") if p.is_file())
+    assert total < MAX_BYTES, f"default model is {total / 2**20:.1f} MiB"
+
+
+def test_loads_without_argument_with_its_defaults(default_pipeline):
+    index = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
+    config = default_pipeline.config
+    assert config.global_frames == "canvas" and config.default_scheduler == "dpmpp"
+    assert config.default_size == index["default_size"] and config.default_steps == index["default_steps"]
+    assert type(default_pipeline.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert default_pipeline.unet.config.global_context  # an M3DDM model (global frames), not the msdm ablation
+    # Both networks run in float32 on the CPU, whatever dtype the files store.
+    assert next(default_pipeline.unet.parameters()).dtype == torch.float32
+    assert default_pipeline.codec.dtype == torch.float32
+
+
+def test_codec_is_trained(default_pipeline):
+    """An untrained codec of this shape reconstructs this frame at about 11 dB; the trained one at about 17.7."""
+    frame = synthetic_video(3, seed=7, num_frames=1, height=64, width=64).frames[0]
+    codec = default_pipeline.codec
+    with torch.no_grad():
+        recon = _to_uint8(codec.decode(codec.encode(_to_pixels([frame]))))[0]
+    mse = np.mean((recon.astype(np.float64) - frame) ** 2)
+    assert 10 * np.log10(255 ** 2 / mse) > 15
+
+
+def test_outpaint_cli_uses_the_default_model(tmp_path, capsys):
+    torch.set_num_threads(1)
+    video = make_test_video(tmp_path / "clip.mp4", frames=8, size=(64, 48))
+    out = tmp_path / "out.mp4"
+    code = main(["outpaint", str(video), "-o", str(out), "--ratio", "9:16", "--steps", "1", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    info = probe_video(out, exact=True)
+    assert info.num_frames == 8
+    assert abs(info.width / info.height - 9 / 16) < 0.02
+    assert info.width >= 64  # the source keeps its full resolution inside the output
