@@ -418,7 +418,9 @@ class M3DDMPipeline(DiffusionPipeline):
         shard = Shard.current()
         if shard.world > 1 and resume:
             raise UserError("--resume is not supported with several processes")
-        state = WorkState(work_dir, _fingerprint(options, source_id, self.unet)) if work_dir else None
+        # One work folder cannot take several writers: a sharded run has no resume state.
+        keep_state = work_dir is not None and shard.world == 1
+        state = WorkState(work_dir, _fingerprint(options, source_id, self.unet)) if keep_state else None
         generated = torch.zeros_like(encoded.masked)
         done: set[int] = set()
         if state is not None and resume:
@@ -428,8 +430,6 @@ class M3DDMPipeline(DiffusionPipeline):
 
         calls_per_step = len(guidance.coefficients(context is not None)) if options.branches is None \
             else len(options.branches)
-        if shard.world > 1:
-            state = None  # one shared work folder cannot take several writers; a sharded run restarts whole
         bar = _progress_bar(plan, options.steps, done, progress and shard.rank == 0)
         stats = {"windows": len(plan.windows), "unet_calls": 0}
         for level in plan.levels:
