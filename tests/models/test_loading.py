@@ -76,3 +76,9 @@ def test_missing_files_and_bad_configs(tmp_path, folder):
     (folder / "config.json").write_text("{not json")
     with pytest.raises(UserError, match="unreadable UNet config"):
         M3DDMUNet.from_pretrained(folder)
+
+
+def test_half_precision_checkpoint_loads_as_float32_by_default(folder):
+    _rewrite(folder, lambda s: s.update({k: v.half() for k, v in s.items() if v.is_floating_point()}))
+    assert M3DDMUNet.from_pretrained(folder).dtype == torch.float32
+    assert M3DDMUNet.from_pretrained(folder, torch_dtype=torch.float16).dtype == torch.float16

@@ -67,6 +67,7 @@ def state_dict_mismatch(expected: dict[str, torch.Size], found: dict[str, torch.
 
 
 def load_unet_folder(model_cls, folder: str | os.PathLike, torch_dtype: torch.dtype | None = None):
+    """Build the model on the meta device and assign the checkpoint's tensors (float32 unless ``torch_dtype``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"UNet folder not found: {folder}")
@@ -81,7 +82,8 @@ def load_unet_folder(model_cls, folder: str | os.PathLike, torch_dtype: torch.dt
     problem = state_dict_mismatch(expected, state)
     if problem:
         raise UserError(f"UNet weights in {folder} do not fit its config: {problem}")
-    if torch_dtype is not None:
-        state = {k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in state.items()}
+    # As diffusers: float32 unless asked otherwise (a checkpoint stored in fp16 still loads as fp32 by default).
+    dtype = torch_dtype or torch.float32
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
