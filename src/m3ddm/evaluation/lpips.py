@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from m3ddm.errors import UserError
+from m3ddm.utils.state_dict import state_dict_mismatch
 
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
@@ -159,24 +160,12 @@ def load_lpips(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     """Build LPIPS-Alex with the local weights at ``path``; a wrong key set or shape is a UserError."""
     state = read_lpips_state(path)
     model = LPIPS()
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        detail = []
-        if missing:
-            detail.append(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
-        if unexpected:
-            detail.append(f"unexpected {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
+    problem = state_dict_mismatch({k: v.shape for k, v in model.state_dict().items()}, state)
+    if problem:
         raise UserError(
-            f"LPIPS weights at {path} do not match LPIPS-Alex ({'; '.join(detail)}); expected torchvision "
-            "AlexNet 'features.N.weight/bias' and lpips heads 'linK.model.1.weight'"
+            f"LPIPS weights at {path} do not match LPIPS-Alex ({problem}); expected torchvision AlexNet "
+            "'features.N.weight/bias' and lpips heads 'linK.model.1.weight'"
         )
-    for key, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise UserError(
-                f"LPIPS weights at {path}: {key} has shape {tuple(tensor.shape)}, expected {tuple(expected[key].shape)}"
-            )
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model.eval().requires_grad_(False).to(device)
 

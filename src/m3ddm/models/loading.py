@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from m3ddm.errors import UserError
+from m3ddm.utils.state_dict import state_dict_mismatch
 
 ACCEPTED_CLASS_NAMES = ("UNet3DConditionModel", "M3DDMUNet")
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -48,22 +49,6 @@ def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise UserError(f"cannot read UNet weights {path}: {first}") from None
     raise UserError(f"UNet folder {folder} has no weights ({' or '.join(WEIGHT_FILES)})")
-
-
-def state_dict_mismatch(expected: dict[str, torch.Size], found: dict[str, torch.Tensor], limit: int = 3) -> str | None:
-    """A one-line description of missing, unexpected and mis-shaped keys, or None when they agree."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    misshaped = [
-        f"{k} {tuple(found[k].shape)} vs {tuple(expected[k])}"
-        for k in expected if k in found and tuple(found[k].shape) != tuple(expected[k])
-    ]
-    parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if items:
-            more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-            parts.append(f"{len(items)} {label}: {', '.join(items[:limit])}{more}")
-    return "; ".join(parts) or None
 
 
 def load_unet_folder(model_cls, folder: str | os.PathLike, torch_dtype: torch.dtype | None = None):
