@@ -32,7 +32,14 @@ from m3ddm.conditioning import local_condition, null_condition
 from m3ddm.errors import UserError
 from m3ddm.geometry import Geometry, plan_geometry
 from m3ddm.models import GlobalContext, M3DDMUNet
-from m3ddm.planning import Plan, Window, coarse_to_fine_plan, default_strides, parse_strides
+from m3ddm.planning import (
+    Plan,
+    Window,
+    coarse_to_fine_plan,
+    default_strides,
+    global_frame_indices,
+    parse_strides,
+)
 from m3ddm.sampling import Guidance, WindowBatch, make_scheduler, sample_windows
 from m3ddm.utils.atomic import atomic_path
 
@@ -113,11 +120,6 @@ class EncodedVideo:
     black: torch.Tensor  # [C, h, w] an all-black canvas (null local context)
     global_latents: torch.Tensor | None  # [g, C, hg, wg]
     latent_mask: torch.Tensor  # [1, 1, 1, h, w]
-
-
-def global_frame_indices(num_frames: int, g: int) -> list[int]:
-    """g frames uniformly over the whole video, as the official driver: floor(linspace(0, N-1, g))."""
-    return [int(i) for i in np.floor(np.linspace(0, num_frames - 1, g))]
 
 
 def window_generator(seed: int, window_id: int) -> torch.Generator:

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from m3ddm.errors import UserError
 
 DEFAULT_WINDOW = 16
@@ -227,3 +229,11 @@ def _runs_cut_at_guides(frames: list[int], window: int, is_guide) -> list[list[i
             runs.append(frames[start : cut + 1])
             start = cut
     return runs
+
+
+def global_frame_indices(num_frames: int, count: int) -> list[int]:
+    """``count`` global frames spread over the whole video, as the official driver: floor(linspace(0, N-1, g)).
+
+    Shared by training and inference so a model sees its global frames chosen the same way in both.
+    """
+    return [int(i) for i in np.floor(np.linspace(0, num_frames - 1, count))]

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from m3ddm.errors import UserError
+from m3ddm.planning import global_frame_indices
 from m3ddm.training.masking import (
     MaskPlan,
     MaskProbabilities,
@@ -211,11 +212,6 @@ def sample_clip_indices(
 def conditioning_fps(source_fps: float, stride: int) -> float:
     """The fps fed to the UNet: ``floor(source_fps / stride)``, at least 1 (what inference passes)."""
     return float(max(1, math.floor(source_fps / stride + 1e-6)))
-
-
-def global_frame_indices(num_video_frames: int, count: int) -> list[int]:
-    """``count`` frames spread over the whole video (as the official driver: floor(linspace(0, T-1, g)))."""
-    return [int(i) for i in np.floor(np.linspace(0, num_video_frames - 1, count))]
 
 
 def sample_crop(
