@@ -33,8 +33,13 @@ TINY_CODEC_CONFIG = dict(
     mid_block_add_attention=False,
 )
 
-# The small codec we train for the shipped default model.
+# Small codecs we train. Factor 8 (SD's layout) compresses 48x and, trained for minutes on a CPU, reconstructs
+# held-out frames at only ~21 dB; factor 4 (3 blocks, 12x) keeps far more detail for a 4x larger latent, which
+# a small model working on small canvases can afford. The shipped default uses the factor-4 codec.
 SMALL_CODEC_CONFIG = dict(TINY_CODEC_CONFIG, block_out_channels=(32, 64, 96, 96), norm_num_groups=16)
+SMALL_F4_CODEC_CONFIG = dict(TINY_CODEC_CONFIG, down_block_types=("DownEncoderBlock2D",) * 3,
+                             up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(32, 64, 96),
+                             norm_num_groups=16)
 
 
 class LatentCodec(torch.nn.Module):

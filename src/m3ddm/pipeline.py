@@ -30,7 +30,8 @@ from m3ddm.canvas import build_canvas, compose, prefill_telea, resize
 from m3ddm.codecs import LatentCodec
 from m3ddm.conditioning import local_condition, null_condition
 from m3ddm.errors import UserError
-from m3ddm.geometry import Geometry, plan_geometry
+from m3ddm.geometry import Geometry, latent_mask, plan_geometry
+from m3ddm.io.prefetch import prefetch
 from m3ddm.models import GlobalContext, M3DDMUNet
 from m3ddm.planning import (
     Plan,
@@ -40,7 +41,7 @@ from m3ddm.planning import (
     global_frame_indices,
     parse_strides,
 )
-from m3ddm.sampling import Guidance, WindowBatch, make_scheduler, sample_windows
+from m3ddm.sampling import Guidance, WindowBatch, make_scheduler, sample_windows, steps_run
 from m3ddm.utils.atomic import atomic_path
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
@@ -65,6 +66,7 @@ class OutpaintOptions:
     guidance_global: float = 4.0
     batch_windows: int = 4
     init: str = "prefill"  # "prefill" (TELEA + noise, official) or "noise"
+    strength: float | None = None  # < 1: start from the pre-fill noised part-way (image-to-image); None = model's
     official_compat: bool = False
     num_global_frames: int | None = None
     feather: int = 4
@@ -72,6 +74,12 @@ class OutpaintOptions:
     # Benchmarks only: redo the official driver's per-window work (read and VAE-encode the window's frames and the
     # global frames again, re-run the global encoder, no key/value cache). The output does not change.
     reencode_per_window: bool = False
+    # Read, prepare and decode frames on a background thread, overlapping the model. The output does not change.
+    background_io: bool = True
+
+
+# Fields that only change how the work is done, never its result: a resumed run may change them.
+RUNTIME_ONLY_OPTIONS = ("batch_windows", "background_io")
 
 
 @dataclass
@@ -146,7 +154,7 @@ class M3DDMPipeline(DiffusionPipeline):
     Settings saved with the pipeline (``model_index.json``): how global frames enter the model
     ("canvas": placed in the canvas and masked like the clip, as our models are trained; "stretch": the source
     frame stretched to a square, as the official driver feeds the official weights), how many, and the default
-    working size, scheduler and number of steps.
+    working size, scheduler, number of steps and strength (1 = start from noise, as the paper).
     """
 
     model_cpu_offload_seq = "unet->vae"
@@ -161,6 +169,7 @@ class M3DDMPipeline(DiffusionPipeline):
         default_size: int = 256,
         default_scheduler: str = "dpmpp",
         default_steps: int = 25,
+        default_strength: float = 1.0,
     ):
         super().__init__()
         if global_frames not in ("canvas", "stretch"):
@@ -168,7 +177,7 @@ class M3DDMPipeline(DiffusionPipeline):
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler)
         self.register_to_config(
             global_frames=global_frames, num_global_frames=num_global_frames, default_size=default_size,
-            default_scheduler=default_scheduler, default_steps=default_steps,
+            default_scheduler=default_scheduler, default_steps=default_steps, default_strength=default_strength,
         )
 
     # ------------------------------------------------------------------------------------------ loading
@@ -260,6 +269,8 @@ class M3DDMPipeline(DiffusionPipeline):
         )
         if Shard.current().rank == 0:  # with several processes, the first one writes the output
             frames = self._decoded_frames(source, latents, geometry, options)
+            if options.background_io:  # decode and compose the next frames while this thread encodes the video
+                frames = prefetch(frames)
             _write_output(frames, output_path, source, input_path, still, crf)
             _remove_work_dir(work)
         return OutpaintResult(source.info.num_frames, time.perf_counter() - start, str(output_path),
@@ -295,6 +306,7 @@ class M3DDMPipeline(DiffusionPipeline):
             size=options.size or self.config.default_size,
             scheduler=options.scheduler or self.config.default_scheduler,
             steps=options.steps or self.config.default_steps,
+            strength=options.strength if options.strength is not None else self.config.get("default_strength", 1.0),
             strides=tuple(strides),
             num_global_frames=options.num_global_frames or self.config.num_global_frames,
         )
@@ -309,7 +321,10 @@ class M3DDMPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def encode_video(self, source, geometry: Geometry, options: OutpaintOptions, batch_size: int = 16) -> EncodedVideo:
-        """Stream the source once: every frame's canvas latent (and pre-filled latent) is encoded exactly once."""
+        """Stream the source once: every frame's canvas latent (and pre-filled latent) is encoded exactly once.
+
+        Latents are kept in float32 whatever the model's dtype: the sampler's arithmetic stays exact and the model
+        casts its inputs."""
         codec = self.codec
         n = source.info.num_frames
         g_indices = set(global_frame_indices(n, options.num_global_frames))
@@ -320,18 +335,23 @@ class M3DDMPipeline(DiffusionPipeline):
 
         def flush():
             if pending:
-                masked.append(codec.encode(_to_pixels(pending)).cpu())
+                masked.append(codec.encode(_to_pixels(pending)).cpu().float())
                 if pending_fill:
-                    prefilled.append(codec.encode(_to_pixels(pending_fill)).cpu())
+                    prefilled.append(codec.encode(_to_pixels(pending_fill)).cpu().float())
                 pending.clear()
                 pending_fill.clear()
 
+        def prepared():  # decoding, canvas and TELEA pre-fill: CPU work that can run ahead of the encoder
+            for frame in source.iter_frames():
+                canvas, mask = build_canvas(frame, geometry)
+                yield frame, canvas, prefill_telea(canvas, mask) if options.init == "prefill" else None
+
+        frames = prefetch(prepared()) if options.background_io else prepared()
         count = 0
-        for i, frame in enumerate(source.iter_frames()):
-            canvas, mask = build_canvas(frame, geometry)
+        for i, (frame, canvas, filled) in enumerate(frames):
             pending.append(canvas)
-            if options.init == "prefill":
-                pending_fill.append(prefill_telea(canvas, mask))
+            if filled is not None:
+                pending_fill.append(filled)
             if stretch and i in g_indices:
                 side = options.size
                 stretched.append(resize(frame, side, side))
@@ -342,19 +362,21 @@ class M3DDMPipeline(DiffusionPipeline):
         if count != n:
             raise UserError(f"the input announced {n} frames but {count} could be decoded")
         masked_t = torch.cat(masked)
-        black = codec.encode(_to_pixels([np.zeros_like(canvas)]))[0].cpu()
+        black = codec.encode(_to_pixels([np.zeros_like(canvas)]))[0].cpu().float()
         if not self.unet.config.global_context:
             global_latents = None
         elif stretch:
             # repeat as the driver does when the video has fewer frames than g
             order = global_frame_indices(n, options.num_global_frames)
             unique = sorted(g_indices)
-            enc = codec.encode(_to_pixels(stretched)).cpu()
+            enc = codec.encode(_to_pixels(stretched)).cpu().float()
             global_latents = enc[[unique.index(i) for i in order]]
         else:
             global_latents = masked_t[global_frame_indices(n, options.num_global_frames)]
-        latent_mask = torch.from_numpy(geometry.latent_mask.astype(np.float32))[None, None, None]
-        return EncodedVideo(masked_t, torch.cat(prefilled) if prefilled else None, black, global_latents, latent_mask)
+        # the codec's own factor: our factor-4 codecs have latents twice as fine as SD's
+        cells = latent_mask(geometry.mask, codec.downsample_factor)
+        latent_mask_t = torch.from_numpy(cells.astype(np.float32))[None, None, None]
+        return EncodedVideo(masked_t, torch.cat(prefilled) if prefilled else None, black, global_latents, latent_mask_t)
 
     @torch.no_grad()
     def global_context(self, encoded: EncodedVideo) -> GlobalContext | None:
@@ -432,7 +454,8 @@ class M3DDMPipeline(DiffusionPipeline):
 
         calls_per_step = len(guidance.coefficients(context is not None)) if options.branches is None \
             else len(options.branches)
-        bar = _progress_bar(plan, options.steps, done, progress and shard.rank == 0)
+        steps = steps_run(options.steps, options.strength)
+        bar = _progress_bar(plan, steps, done, progress and shard.rank == 0)
         stats = {"windows": len(plan.windows), "unet_calls": 0}
         for level in plan.levels:
             # Level 1 chains (each window guides the next): one process runs it. Later levels are independent:
@@ -445,10 +468,11 @@ class M3DDMPipeline(DiffusionPipeline):
                 out = sample_windows(
                     self.unet, scheduler, batch, steps=options.steps,
                     generators=[window_generator(options.seed, w.id) for w in batch_windows],
-                    guidance=guidance, context=context, init=options.init, official_compat=options.official_compat,
+                    guidance=guidance, context=context, init=options.init, strength=options.strength,
+                    official_compat=options.official_compat,
                     branches=options.branches, on_step=_step_counter(bar, len(batch_windows)),
                 )
-                stats["unet_calls"] += options.steps * calls_per_step * len(batch_windows)
+                stats["unet_calls"] += steps * calls_per_step * len(batch_windows)
                 for row, window in enumerate(batch_windows):
                     fresh = [j for j, f in enumerate(window.frames) if f not in window.guides]
                     frames = [window.frames[j] for j in fresh]
@@ -531,7 +555,8 @@ def _fingerprint(options: OutpaintOptions, source_id: str, unet: M3DDMUNet) -> s
     for name, tensor in list(unet.state_dict().items())[:8]:  # cheap identity of the weights
         weights.update(name.encode())
         weights.update(tensor.detach().float().flatten()[:64].cpu().numpy().tobytes())
-    payload = json.dumps({"options": asdict(options), "source": source_id, "unet": dict(unet.config),
+    decisive = {k: v for k, v in asdict(options).items() if k not in RUNTIME_ONLY_OPTIONS}
+    payload = json.dumps({"options": decisive, "source": source_id, "unet": dict(unet.config),
                           "weights": weights.hexdigest()}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 

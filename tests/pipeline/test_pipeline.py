@@ -1,5 +1,7 @@
 """The pipeline with a tiny random model: determinism, batching, resume, geometry, loading."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -100,3 +102,65 @@ def test_official_layout_from_two_folders(tmp_path, tiny_pipeline):
     opts = OutpaintOptions(pad="16,0,16,0", steps=3, scheduler="pndm", official_compat=True, size=96)
     _, latents, stats = pipe.generate(source, opts)
     assert torch.isfinite(latents).all() and stats["unet_calls"] == 3 * 3
+
+
+def test_factor4_codec_latents_and_mask_are_twice_as_fine(tiny_pipeline):
+    """A codec with 3 blocks (factor 4): the latent mask follows the codec, not SD's factor 8."""
+    from diffusers import AutoencoderKL
+
+    from m3ddm.codecs import TINY_CODEC_CONFIG
+
+    torch.manual_seed(1)
+    vae = AutoencoderKL(**dict(TINY_CODEC_CONFIG, down_block_types=("DownEncoderBlock2D",) * 3,
+                               up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(8, 16, 16))).eval()
+    pipe = M3DDMPipeline(unet=tiny_pipeline.unet, vae=vae, scheduler=tiny_pipeline.scheduler, default_size=64,
+                         default_steps=2)
+    source = ArraySource(_frames(6), 24)
+    options = pipe.resolve(OutpaintOptions(pad="16,0,16,0"), 6)
+    geometry = pipe.geometry_for(source, options)
+    encoded = pipe.encode_video(source, geometry, options)
+    assert encoded.masked.shape[-2:] == (geometry.canvas_h // 4, geometry.canvas_w // 4)
+    assert encoded.latent_mask.shape[-2:] == encoded.masked.shape[-2:]
+    assert encoded.latent_mask.min() == 0 and encoded.latent_mask.max() == 1
+    out = pipe.outpaint_array(_frames(6), fps=24, pad_px=(16, 0, 16, 0))
+    assert out.shape == (6, 48, 96, 3)
+
+
+def test_strength_runs_the_last_steps_from_the_prefill(tiny_pipeline):
+    source = ArraySource(_frames(6), 24)
+    base = dict(pad="16,0,16,0", steps=4, seed=2)
+    _, full, stats_full = tiny_pipeline.generate(source, OutpaintOptions(**base))
+    _, same, _ = tiny_pipeline.generate(source, OutpaintOptions(strength=1.0, **base))
+    assert torch.equal(full, same)  # 1 = the default start
+    _, half, stats_half = tiny_pipeline.generate(source, OutpaintOptions(strength=0.5, **base))
+    assert stats_half["unet_calls"] * 2 == stats_full["unet_calls"]
+    assert not torch.equal(full, half)
+    with pytest.raises(UserError, match="needs init 'prefill'"):
+        tiny_pipeline.generate(source, OutpaintOptions(strength=0.5, init="noise", **base))
+    with pytest.raises(UserError, match="strength must be in"):
+        tiny_pipeline.generate(source, OutpaintOptions(strength=1.5, **base))
+
+
+def test_low_strength_stays_near_the_prefill(tiny_pipeline):
+    """The lower the strength, the closer the generated latents are to the encoded TELEA pre-fill."""
+    source = ArraySource(_frames(6), 24)
+    options = tiny_pipeline.resolve(OutpaintOptions(pad="16,0,16,0", steps=10), 6)
+    encoded = tiny_pipeline.encode_video(source, tiny_pipeline.geometry_for(source, options), options)
+    gaps = []
+    for strength in (0.1, 1.0):
+        _, latents, _ = tiny_pipeline.generate(source, replace(options, strength=strength))
+        gaps.append(float((latents - encoded.prefilled).pow(2).mean()))
+    assert gaps[0] < 0.25 * gaps[1]
+
+
+def test_background_io_changes_nothing_and_may_change_on_resume(tiny_pipeline, tmp_path):
+    frames = _frames(6)
+    on = tiny_pipeline.outpaint_array(frames, fps=24, pad_px=(16, 0, 16, 0), background_io=True)
+    off = tiny_pipeline.outpaint_array(frames, fps=24, pad_px=(16, 0, 16, 0), background_io=False)
+    assert np.array_equal(on, off)
+    from m3ddm.pipeline import _fingerprint
+
+    a = _fingerprint(OutpaintOptions(background_io=True, batch_windows=1), "x", tiny_pipeline.unet)
+    b = _fingerprint(OutpaintOptions(background_io=False, batch_windows=4), "x", tiny_pipeline.unet)
+    c = _fingerprint(OutpaintOptions(seed=1), "x", tiny_pipeline.unet)
+    assert a == b != c

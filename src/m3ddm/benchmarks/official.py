@@ -40,6 +40,7 @@ class Config:
     name: str
     options: dict = field(default_factory=dict)
     attention: str = "sdpa"
+    runtime: dict = field(default_factory=dict)  # how the model runs: {"dtype": "bfloat16"}
 
 
 def scaled_steps(steps: int, scale: float) -> int:
@@ -49,7 +50,7 @@ def scaled_steps(steps: int, scale: float) -> int:
 def official_config(steps: int = OFFICIAL_STEPS) -> Config:
     return Config("official", dict(branches=FOUR_BRANCHES, reencode_per_window=True, canvas="square",
                                    batch_windows=1, scheduler="pndm", steps=steps, init="prefill",
-                                   official_compat=True), attention="naive")
+                                   official_compat=True, background_io=False), attention="naive")
 
 
 def ours_config(steps: int | None = None) -> Config:
@@ -62,9 +63,11 @@ class Lever:
     changes: dict
     attention: str | None = None  # None: keep the official backend
     same_output: bool = True  # switching it on must not change the output
+    runtime: dict = field(default_factory=dict)
 
     def apply(self, base: Config) -> Config:
-        return Config(self.name, {**base.options, **self.changes}, self.attention or base.attention)
+        return Config(self.name, {**base.options, **self.changes}, self.attention or base.attention,
+                      {**base.runtime, **self.runtime})
 
 
 def levers(fast_steps: int = FAST_STEPS) -> list[Lever]:
@@ -76,22 +79,30 @@ def levers(fast_steps: int = FAST_STEPS) -> list[Lever]:
         Lever("sdpa attention", {}, attention="sdpa"),
         Lever(f"dpmpp {fast_steps} steps", {"scheduler": "dpmpp", "steps": fast_steps, "official_compat": False},
               same_output=False),
+        Lever("background I/O thread", {"background_io": True}),
+        Lever("bfloat16 weights", {}, same_output=False, runtime={"dtype": "bfloat16"}),
     ]
 
 
 # ------------------------------------------------------------------------------------------- one configuration
 def config_task(model_dir: str, source: dict, options: dict, attention: str, output_path: str,
-                repeats: int = 1, device: str = "cpu", threads: int | None = None, steps_scale: float = 1.0) -> dict:
+                repeats: int = 1, device: str = "cpu", threads: int | None = None, steps_scale: float = 1.0,
+                runtime: dict | None = None) -> dict:
     """Outpaint the source with one configuration; saves the output frames and generated-region mask (npz).
 
     Without "steps" in ``options`` the model's default number of steps is used, times ``steps_scale``."""
+    import torch
+
     from m3ddm.benchmarks.flops import UNetCallRecorder
     from m3ddm.benchmarks.models import load_frames, load_pipeline, synthetic_frames
     from m3ddm.pipeline import ArraySource, OutpaintOptions
     from m3ddm.sampling import Guidance
 
     threads_used = set_threads(threads)
-    pipe = load_pipeline(model_dir, device, reuse=True)
+    runtime = runtime or {}
+    pipe = load_pipeline(model_dir, device, reuse=not runtime)  # a changed model is never shared
+    if "dtype" in runtime:
+        pipe.to(dtype=getattr(torch, runtime["dtype"]))
     pipe.unet.set_attention_backend(attention)
     if "path" in source:
         frames, fps = load_frames(source["path"], source["frames"])
@@ -126,7 +137,7 @@ def config_task(model_dir: str, source: dict, options: dict, attention: str, out
         "wall_per_frame_s": median(times) / n, "canvas": [geometry.canvas_w, geometry.canvas_h],
         "output": [geometry.output_w, geometry.output_h], "scheduler": resolved.scheduler, "steps": resolved.steps,
         "branches": len(options["branches"]) if options.get("branches") else len(needed), "attention": attention,
-        "threads": threads_used, "device": device, **memory.result(),
+        "threads": threads_used, "device": device, "dtype": runtime.get("dtype", "float32"), **memory.result(),
     }
 
 
@@ -195,7 +206,7 @@ def bench_official(
             out = Path(tmp) / f"output-{i}.npz"
             params = {"model_dir": model_dir, "source": source, "options": {**common, **config.options},
                       "attention": config.attention, "output_path": str(out), "repeats": repeats,
-                      "device": device, "threads": threads, "steps_scale": steps_scale}
+                      "device": device, "threads": threads, "steps_scale": steps_scale, "runtime": config.runtime}
             results[config.name] = {**run_task(TASK, params, isolated), "isolated": isolated}
             with np.load(out) as data:
                 if config is official:

