@@ -172,3 +172,12 @@ def test_json_shape_and_drawing():
     # long videos are binned to the width
     wide = coarse_to_fine_plan(700).draw(width=100)
     assert max(len(line) for line in wide.splitlines() if line.startswith("  |")) <= 104
+
+
+def test_conditioning_fps_shared_by_training_and_inference():
+    from m3ddm.planning import conditioning_fps
+
+    assert conditioning_fps(30.0, 4) == 7.0 and conditioning_fps(24.0, 1) == 24.0
+    assert conditioning_fps(30.0, 3) == 10.0  # exact division survives float error
+    assert conditioning_fps(25.0, 225) == 1.0  # our models never see 0
+    assert conditioning_fps(25.0, 225, at_least_one=False) == 0.0  # the official driver's fps // stride

@@ -37,6 +37,7 @@ from m3ddm.planning import (
     Plan,
     Window,
     coarse_to_fine_plan,
+    conditioning_fps,
     default_strides,
     global_frame_indices,
     parse_strides,
@@ -390,7 +391,7 @@ class M3DDMPipeline(DiffusionPipeline):
         return GlobalContext(torch.cat([null, real]), cache_kv=True)
 
     def window_batch(self, windows: list[Window], encoded: EncodedVideo, generated: torch.Tensor,
-                     fps: Fraction) -> WindowBatch:
+                     fps: Fraction, official_fps: bool = False) -> WindowBatch:
         device = self.unet.device
         contexts, masks, nulls, null_masks, inits, rates = [], [], [], [], [], []
 
@@ -408,7 +409,7 @@ class M3DDMPipeline(DiffusionPipeline):
             nulls.append(null)
             null_masks.append(null_mask)
             inits.append(as_clip(encoded.prefilled, idx) if encoded.prefilled is not None else torch.zeros_like(ctx))
-            rates.append(int(float(fps) // window.stride))  # official: fps // stride
+            rates.append(int(conditioning_fps(float(fps), window.stride, at_least_one=not official_fps)))
         return WindowBatch(torch.cat(contexts), torch.cat(masks), torch.cat(nulls), torch.cat(null_masks),
                            torch.cat(inits), torch.tensor(rates, device=device),
                            context_rows=torch.ones(len(windows), dtype=torch.long))
@@ -464,7 +465,8 @@ class M3DDMPipeline(DiffusionPipeline):
             for batch_windows in _batches(mine, options.batch_windows):
                 if options.reencode_per_window:
                     context = self._reencode_for_windows(source, geometry, options, batch_windows)
-                batch = self.window_batch(batch_windows, encoded, generated, source.info.fps)
+                batch = self.window_batch(batch_windows, encoded, generated, source.info.fps,
+                                          official_fps=options.official_compat)
                 out = sample_windows(
                     self.unet, scheduler, batch, steps=options.steps,
                     generators=[window_generator(options.seed, w.id) for w in batch_windows],

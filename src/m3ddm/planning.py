@@ -22,6 +22,7 @@ A short last window is not topped up with extra earlier frames: that keeps the o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -237,3 +238,12 @@ def global_frame_indices(num_frames: int, count: int) -> list[int]:
     Shared by training and inference so a model sees its global frames chosen the same way in both.
     """
     return [int(i) for i in np.floor(np.linspace(0, num_frames - 1, count))]
+
+
+def conditioning_fps(source_fps: float, stride: int, at_least_one: bool = True) -> float:
+    """The frame rate a window's UNet is conditioned on: ``floor(source_fps / stride)``, the rate of the frames it
+    sees. Training and inference both use this. The official driver passes ``fps // stride`` unfloored, which is 0
+    when the stride exceeds the frame rate (a coarse level over a long video); ``at_least_one=False`` keeps that
+    for official compatibility, while our models never see 0 and get 1 instead."""
+    rate = math.floor(source_fps / stride + 1e-6)
+    return float(max(1, rate) if at_least_one else rate)

@@ -136,3 +136,17 @@ def test_save_pretrained_round_trip(tmp_path, fixture_model, dc4):
     again = M3DDMUNet.from_pretrained(tmp_path / "unet")
     a, b = fixture_model.state_dict(), again.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@torch.no_grad()
+def test_channels_last_weights_give_the_same_output(unet_fixture_dir, dc4):
+    inputs, outputs = dc4
+    model = M3DDMUNet.from_pretrained(unet_fixture_dir).eval()
+    model.set_channels_last()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    out = model(inputs["dc4.sample"], inputs["dc4.timestep"], 1, 4, 6, do_classfier=4,
+                encoder_hidden_states=inputs["dc4.global_latents"], fps=inputs["dc4.fps"]).sample
+    assert torch.allclose(out, outputs["dc4.out"], atol=1e-4, rtol=1e-4)
+    model.set_channels_last(False)
+    assert all(m.weight.is_contiguous() for m in convs)

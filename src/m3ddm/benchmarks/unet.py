@@ -35,7 +35,11 @@ def forward_task(
     threads: int | None = None,
     attention: str = "sdpa",
     seed: int = 0,
+    channels_last: bool = False,
+    compile: bool = False,
 ) -> dict:
+    import time
+
     import torch
 
     from m3ddm.benchmarks.flops import count_unet_flops
@@ -48,6 +52,9 @@ def forward_task(
     if dtype != "float32":
         unet = unet.to(getattr(torch, dtype))
     unet.set_attention_backend(attention)
+    if channels_last:  # 2D convolution weights in NHWC order (the per-frame convolutions then run in NHWC)
+        unet.set_channels_last()
+    denoise = torch.compile(unet.denoise) if compile else unet.denoise
     with torch.no_grad():
         global_latents = torch.randn(num_global, 4, latent, latent, device=device)
         real = unet.encode_global(global_latents, num_global)
@@ -59,8 +66,11 @@ def forward_task(
         index = torch.tensor(guidance_rows(batch))
 
         def forward():
-            return unet.denoise(sample, timestep, fps, context, index)
+            return denoise(sample, timestep, fps, context, index)
 
+        start = time.perf_counter()
+        forward()  # the first call compiles (compile=True); it is the warm-up either way
+        first_call_s = time.perf_counter() - start
         with PeakMemory(device) as memory:
             times = timed_repeats(forward, repeats, device)
         flops = count_unet_flops(unet, sample, timestep, fps, context, index)
@@ -69,7 +79,7 @@ def forward_task(
         "median_s": median(times), "min_s": min(times), "times_s": times,
         "frames": frames, "latent": latent, "batch": batch, "global_frames": num_global,
         "device": device, "dtype": dtype, "threads": threads_used, "attention": attention,
-        **memory.result(),
+        "channels_last": channels_last, "compile": compile, "first_call_s": first_call_s, **memory.result(),
     }
 
 

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     unet.add_argument("--repeats", type=int, default=5)
     unet.add_argument("--attention", choices=("sdpa", "naive"), default="sdpa")
     unet.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    unet.add_argument("--channels-last", action="store_true", help="2D convolution weights in NHWC order")
+    unet.add_argument("--compile", action="store_true", help="torch.compile the UNet (the warm-up call compiles)")
     _common(unet)
     unet.set_defaults(func=run_unet)
 
@@ -89,14 +91,16 @@ def run_unet(args: argparse.Namespace) -> int:
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     results = bench_unet(presets, isolated=not args.in_process, frames=args.frames, latent=args.latent,
                          batch=args.batch, repeats=args.repeats, device=args.device, dtype=args.dtype,
-                         threads=args.threads, attention=args.attention)
+                         threads=args.threads, attention=args.attention, channels_last=args.channels_last,
+                         compile=args.compile)
     if args.json:
         _print_json({"results": results})
         return 0
     first = results[0]
     print(f"UNet forward: batch {args.batch} x {args.frames} frames x {args.latent}x{args.latent} latents, "
-          f"16 global frames; {first['device']} {args.dtype}, {first['threads']} threads, {args.attention}; "
-          f"median of {args.repeats} after a warm-up")
+          f"16 global frames; {first['device']} {args.dtype}, {first['threads']} threads, {args.attention}"
+          f"{', channels-last' if args.channels_last else ''}{', compiled' if args.compile else ''}; "
+          f"median of {args.repeats} after a warm-up call ({first['first_call_s']:.1f} s)")
     print(format_table(table_rows(results), COLUMNS))
     print(f"memory: {first['memory_kind']}; growth = peak during the calls minus the size before them")
     return 0

@@ -171,6 +171,14 @@ class M3DDMUNet(ModelMixin, ConfigMixin):
             if isinstance(module, Attention):
                 module.backend = backend
 
+    def set_channels_last(self, enabled: bool = True) -> None:
+        """Store every 2D convolution's weight in NHWC order (or back in NCHW). The per-frame convolutions then
+        run channels-last; ``Module.to(memory_format=...)`` cannot do this, since the model holds 5D tensors."""
+        fmt = torch.channels_last if enabled else torch.contiguous_format
+        for module in self.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.data = module.weight.data.contiguous(memory_format=fmt)
+
     # ------------------------------------------------------------------------------------- global frames
     def encode_global(self, global_latents: torch.Tensor, num_global: int) -> torch.Tensor:
         """Global-frame latents ``[B*g, 4, hg, wg]`` (video-major) -> tokens ``[B, g*h'*w', 320]``."""

@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from m3ddm.errors import UserError
-from m3ddm.planning import global_frame_indices
+from m3ddm.planning import conditioning_fps, global_frame_indices
 from m3ddm.training.masking import (
     MaskPlan,
     MaskProbabilities,
@@ -207,11 +207,6 @@ def sample_clip_indices(
     stride = int(rng.integers(lo, hi + 1))
     start = int(rng.integers(0, num_video_frames - (num_frames - 1) * stride))
     return [start + i * stride for i in range(num_frames)], stride
-
-
-def conditioning_fps(source_fps: float, stride: int) -> float:
-    """The fps fed to the UNet: ``floor(source_fps / stride)``, at least 1 (what inference passes)."""
-    return float(max(1, math.floor(source_fps / stride + 1e-6)))
 
 
 def sample_crop(
