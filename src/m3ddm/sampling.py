@@ -137,6 +137,7 @@ def steps_run(steps: int, strength: float = 1.0) -> int:
     return steps if strength >= 1.0 else max(1, round(strength * steps))
 
 
+@torch.no_grad()  # a sampler never needs gradients (a graph over 50 steps would hold gigabytes)
 def sample_windows(
     unet,
     scheduler: SchedulerMixin,
