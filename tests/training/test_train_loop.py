@@ -42,6 +42,11 @@ def test_tiny_model_overfits_one_clip(tiny_config, tmp_path):
     last = sum(result.losses[-5:]) / 5
     assert first > 0.5
     assert last <= first / 10, (first, last)
+    # The run folder is a pipeline folder: `m3ddm outpaint --model RUN` loads it.
+    from m3ddm.pipeline import M3DDMPipeline
+
+    pipe = M3DDMPipeline.load(tmp_path / "run")
+    assert pipe.config.global_frames == "canvas" and pipe.unet.config.global_context
 
 
 def test_crash_mid_save_then_resume_equals_uninterrupted(tiny_config, tmp_path, monkeypatch):

@@ -209,6 +209,25 @@ def score_video(
     return result
 
 
+def per_frame_rows(
+    per_frame: dict[str, dict[str, list[float]]], *, clip: str, ratio: str, method: str
+) -> list[dict[str, Any]]:
+    """``score_video``'s per-frame scores as flat rows ``{clip, ratio, method, frame, full_mse, ..., region_ssim}``
+    (the columns are ``<scope>_<metric>`` for every scope and metric present), for plots over time."""
+    lengths = {len(values) for metrics in per_frame.values() for values in metrics.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"per-frame score lists differ in length: {sorted(lengths)}")
+    count = lengths.pop() if lengths else 0
+    rows = []
+    for t in range(count):
+        row: dict[str, Any] = {"clip": clip, "ratio": ratio, "method": method, "frame": t}
+        for scope, metrics in per_frame.items():
+            for metric, values in metrics.items():
+                row[f"{scope}_{metric}"] = float(values[t])
+        rows.append(row)
+    return rows
+
+
 def paint_known(frames: np.ndarray, pad_px: Sequence[int], value: int = REGION_FILL) -> np.ndarray:
     """A copy with the known rectangle set to ``value``: what region-only FVD sees."""
     left, top, right, bottom = pad_px
@@ -279,6 +298,7 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = lambda _: No
     features: dict[str, dict[tuple[str, str], list[np.ndarray]]] = {s: {} for s in SCOPES}
     gt_features: dict[str, dict[str, list[np.ndarray]]] = {s: {} for s in SCOPES}
     records: list[dict[str, Any]] = []
+    per_frame: list[dict[str, Any]] = []  # one row per (clip, ratio, method, frame): report's per_frame.csv
     visuals: list[dict[str, str]] = []
 
     for index, clip in enumerate(clips):
@@ -305,7 +325,7 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = lambda _: No
                         f"method {name} returned {pred.dtype} {tuple(pred.shape)}, expected uint8 {tuple(gt.shape)}"
                     )
                 scores = score_video(pred, gt, pads, lpips_model)
-                scores.pop("per_frame")
+                per_frame.extend(per_frame_rows(scores.pop("per_frame"), clip=clip.name, ratio=rkey, method=name))
                 if fvd_reason is None:
                     fvd_inputs.append((features["full"], (name, rkey), pred))
                     fvd_inputs.append((features["region"], (name, rkey), paint_known(pred, pads)))
@@ -345,6 +365,7 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = lambda _: No
         "summary": summary,
         "clips": records,
         "visuals": visuals,
+        "per_frame": per_frame,
     }
 
 

@@ -100,7 +100,10 @@ def _na_reasons(summary: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def write_report(results: dict[str, Any], out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``report.md``, ``results.csv`` and ``results.json`` into ``out_dir``; return their paths."""
+    """Write ``report.md``, ``results.csv`` and ``results.json`` into ``out_dir``; return their paths.
+
+    When ``results`` holds ``per_frame`` rows (``protocol.per_frame_rows``), they go to ``per_frame.csv`` (one row
+    per clip, ratio, method and frame) instead of ``results.json``, which keeps only the per-video scores."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = results["summary"]
@@ -126,6 +129,16 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike) -> dict[st
         ]
         lines.append("")
     paths = {"markdown": out / "report.md", "csv": out / "results.csv", "json": out / "results.json"}
+    per_frame = results.get("per_frame")
+    if per_frame:
+        paths["per_frame"] = out / "per_frame.csv"
+        columns = list(dict.fromkeys(key for row in per_frame for key in row))
+        with atomic_path(paths["per_frame"]) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for row in per_frame:
+                writer.writerow({k: "" if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()})
+    results = {k: v for k, v in results.items() if k != "per_frame"}
     with atomic_path(paths["markdown"]) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:

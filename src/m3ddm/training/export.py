@@ -4,6 +4,7 @@
 ``<out>/vae``        the codec (``LatentCodec.save_pretrained``)
 ``<out>/scheduler``  a PNDM scheduler config with the training betas (what inference samples with)
 ``<out>/training_config.yaml``  the resolved config of the run
+``<out>/model_index.json``  the pipeline settings, so ``<out>`` loads with ``m3ddm outpaint --model <out>``
 The raw (non-EMA) weights stay available in the last checkpoint under ``<out>/checkpoints``.
 Each part is written to a temporary folder and renamed, so a crash never leaves a half-written export.
 """
@@ -17,7 +18,8 @@ from m3ddm.training.objective import inference_scheduler
 from m3ddm.utils.atomic import atomic_path
 
 
-def export_model(output_dir: str | os.PathLike, unet, codec, config_yaml: str, ema=None) -> Path:
+def export_model(output_dir: str | os.PathLike, unet, codec, config_yaml: str, ema=None,
+                 num_global_frames: int = 16) -> Path:
     """Write the inference folder. With ``ema``, its weights are copied INTO ``unet`` first (no second copy of
     a large model in memory): call this when training is over."""
     out = Path(output_dir)
@@ -32,4 +34,11 @@ def export_model(output_dir: str | os.PathLike, unet, codec, config_yaml: str, e
         inference_scheduler().save_pretrained(tmp)
     with atomic_path(out / "training_config.yaml") as tmp:
         tmp.write_text(config_yaml)
+    # Written last: a folder with model_index.json is complete. Global frames enter as our training feeds them.
+    from m3ddm.pipeline import M3DDMPipeline
+
+    pipe = M3DDMPipeline(unet, codec.vae, inference_scheduler(), global_frames="canvas",
+                         num_global_frames=num_global_frames)
+    with atomic_path(out / "model_index.json") as tmp:
+        tmp.write_text(pipe.to_json_string())
     return out

@@ -394,7 +394,7 @@ def train(
 
         if len(set(result.rank_weight_digests)) > 1:
             warnings.warn("processes ended with different weights", RuntimeWarning, stacklevel=2)
-        export_model(out, unet, codec, config.to_yaml(), ema)
+        export_model(out, unet, codec, config.to_yaml(), ema, num_global_frames=config.data.num_global_frames)
         summary = {"step": result.step, "clips_per_second": result.clips_per_second,
                    "skipped_videos": result.skipped_videos, "bad_steps": result.bad_steps,
                    "num_processes": world, "rank_weight_digests": result.rank_weight_digests,
