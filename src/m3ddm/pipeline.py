@@ -42,7 +42,7 @@ from m3ddm.planning import (
     global_frame_indices,
     parse_strides,
 )
-from m3ddm.sampling import Guidance, WindowBatch, make_scheduler, sample_windows, steps_run
+from m3ddm.sampling import Guidance, WindowBatch, check_strength, make_scheduler, sample_windows, steps_run
 from m3ddm.utils.atomic import atomic_path
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
@@ -302,12 +302,14 @@ class M3DDMPipeline(DiffusionPipeline):
             strides = default_strides(num_frames)
         elif isinstance(strides, str):
             strides = parse_strides(strides)
+        strength = options.strength if options.strength is not None else self.config.get("default_strength", 1.0)
+        check_strength(strength, options.init)  # before the video is read and encoded
         return replace(
             options,
             size=options.size or self.config.default_size,
             scheduler=options.scheduler or self.config.default_scheduler,
             steps=options.steps or self.config.default_steps,
-            strength=options.strength if options.strength is not None else self.config.get("default_strength", 1.0),
+            strength=strength,
             strides=tuple(strides),
             num_global_frames=options.num_global_frames or self.config.num_global_frames,
         )

@@ -132,6 +132,14 @@ def window_noise(shape: Sequence[int], generators: Sequence[torch.Generator], dt
     return torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=dtype) for g in generators])
 
 
+def check_strength(strength: float, init: str) -> None:
+    """A user error unless ``strength`` is in (0, 1] and, below 1, there is a pre-fill to start from."""
+    if not 0.0 < strength <= 1.0:
+        raise UserError(f"strength must be in (0, 1], got {strength}")
+    if strength < 1.0 and init != "prefill":
+        raise UserError("a strength below 1 needs init 'prefill' (there is nothing to start from otherwise)")
+
+
 def steps_run(steps: int, strength: float = 1.0) -> int:
     """How many of ``steps`` denoising steps run at ``strength`` (at least one)."""
     return steps if strength >= 1.0 else max(1, round(strength * steps))
@@ -172,11 +180,8 @@ def sample_windows(
         if not isinstance(scheduler, PNDMScheduler):
             raise UserError("--official-compat reproduces the official PNDM start: use the pndm scheduler")
         timesteps = timesteps[1:]
-    if not 0.0 < strength <= 1.0:
-        raise UserError(f"strength must be in (0, 1], got {strength}")
+    check_strength(strength, init)
     if strength < 1.0:
-        if init != "prefill":
-            raise UserError("a strength below 1 needs init 'prefill' (there is nothing to start from otherwise)")
         skip = len(timesteps) - steps_run(len(timesteps), strength)
         timesteps = timesteps[skip:]
         if hasattr(scheduler, "set_begin_index"):  # multistep solvers index their history from here

@@ -46,6 +46,10 @@ def test_end_to_end_100_frames_with_audio(video_with_audio, tiny_pipeline_dir, t
         (lambda d: make_test_video(d / "d.mp4", frames=4, size=(64, 48)), ["--ratio", "9:16", "--scheduler", "heun"],
          "unknown scheduler"),
         (lambda d: make_test_video(d / "e.m4a", frames=4, video=False, audio="aac"), ["--ratio", "9:16"], ""),
+        (lambda d: make_test_video(d / "f.mp4", frames=4, size=(64, 48)), ["--ratio", "9:16", "--strength", "1.5"],
+         "strength must be in"),
+        (lambda d: make_test_video(d / "g.mp4", frames=4, size=(64, 48)),
+         ["--ratio", "9:16", "--strength", "0.5", "--init", "noise"], "needs init 'prefill'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(make, args, message, tiny_pipeline_dir, tmp_path, capsys):

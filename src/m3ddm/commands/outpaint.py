@@ -103,8 +103,6 @@ def run(args: argparse.Namespace) -> int:
         outputs = [output]
     if args.batch_windows < 1 or (args.steps is not None and args.steps < 1):
         raise UserError("--batch-windows and --steps must be at least 1")
-    if args.strength is not None and not 0.0 < args.strength <= 1.0:
-        raise UserError(f"--strength must be in (0, 1], got {args.strength}")
     options = OutpaintOptions(
         ratio=args.ratio, pad=args.pad, size=args.size, canvas=args.canvas, output_size=_output_size(args.output_size),
         official_output=args.official_output, scheduler=args.scheduler, steps=args.steps, strides=args.strides,
