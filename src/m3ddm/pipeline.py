@@ -42,7 +42,15 @@ from m3ddm.planning import (
     global_frame_indices,
     parse_strides,
 )
-from m3ddm.sampling import Guidance, WindowBatch, check_strength, make_scheduler, sample_windows, steps_run
+from m3ddm.sampling import (
+    Guidance,
+    WindowBatch,
+    check_noise_share,
+    check_strength,
+    make_scheduler,
+    sample_windows,
+    steps_run,
+)
 from m3ddm.utils.atomic import atomic_path
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
@@ -63,11 +71,12 @@ class OutpaintOptions:
     steps: int | None = None
     strides: str | tuple[int, ...] | None = None  # None = 15,5,1 for >= 50 frames, else 1
     seed: int = 0
-    guidance_context: float = 2.0
-    guidance_global: float = 4.0
+    guidance_context: float | None = None  # s1 of eq. 4; None = the model's (the paper's 2)
+    guidance_global: float | None = None  # s2 of eq. 4; None = the model's (the paper's 4)
     batch_windows: int = 4
     init: str = "prefill"  # "prefill" (TELEA + noise, official) or "noise"
     strength: float | None = None  # < 1: start from the pre-fill noised part-way (image-to-image); None = model's
+    noise_share: float | None = None  # share of the start noise common to all frames (less flicker); None = model's
     official_compat: bool = False
     num_global_frames: int | None = None
     feather: int = 4
@@ -171,6 +180,8 @@ class M3DDMPipeline(DiffusionPipeline):
         default_scheduler: str = "dpmpp",
         default_steps: int = 25,
         default_strength: float = 1.0,
+        default_noise_share: float = 0.0,
+        default_guidance: tuple[float, float] = (2.0, 4.0),
     ):
         super().__init__()
         if global_frames not in ("canvas", "stretch"):
@@ -179,6 +190,7 @@ class M3DDMPipeline(DiffusionPipeline):
         self.register_to_config(
             global_frames=global_frames, num_global_frames=num_global_frames, default_size=default_size,
             default_scheduler=default_scheduler, default_steps=default_steps, default_strength=default_strength,
+            default_noise_share=default_noise_share, default_guidance=list(default_guidance),
         )
 
     # ------------------------------------------------------------------------------------------ loading
@@ -304,12 +316,19 @@ class M3DDMPipeline(DiffusionPipeline):
             strides = parse_strides(strides)
         strength = options.strength if options.strength is not None else self.config.get("default_strength", 1.0)
         check_strength(strength, options.init)  # before the video is read and encoded
+        noise_share = options.noise_share if options.noise_share is not None \
+            else self.config.get("default_noise_share", 0.0)
+        check_noise_share(noise_share)
+        s1, s2 = self.config.get("default_guidance", (2.0, 4.0))
         return replace(
             options,
             size=options.size or self.config.default_size,
             scheduler=options.scheduler or self.config.default_scheduler,
             steps=options.steps or self.config.default_steps,
             strength=strength,
+            noise_share=noise_share,
+            guidance_context=s1 if options.guidance_context is None else options.guidance_context,
+            guidance_global=s2 if options.guidance_global is None else options.guidance_global,
             strides=tuple(strides),
             num_global_frames=options.num_global_frames or self.config.num_global_frames,
         )
@@ -441,6 +460,9 @@ class M3DDMPipeline(DiffusionPipeline):
         guidance = Guidance(options.guidance_context, options.guidance_global)
         encoded = self.encode_video(source, geometry, options)
         context = self.global_context(encoded)
+        # One draw per video (not per window), so the shared part of the noise is the same in every window.
+        shared_noise = torch.randn((encoded.masked.shape[1], 1, *encoded.masked.shape[-2:]),
+                                   generator=window_generator(options.seed, -1))
 
         shard = Shard.current()
         if shard.world > 1 and resume:
@@ -475,6 +497,7 @@ class M3DDMPipeline(DiffusionPipeline):
                     guidance=guidance, context=context, init=options.init, strength=options.strength,
                     official_compat=options.official_compat,
                     branches=options.branches, on_step=_step_counter(bar, len(batch_windows)),
+                    noise_share=options.noise_share, shared_noise=shared_noise,
                 )
                 stats["unet_calls"] += steps * calls_per_step * len(batch_windows)
                 for row, window in enumerate(batch_windows):

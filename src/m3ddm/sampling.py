@@ -127,9 +127,34 @@ def guided_epsilon(
     return eps.to(latents.dtype)
 
 
-def window_noise(shape: Sequence[int], generators: Sequence[torch.Generator], dtype=torch.float32) -> torch.Tensor:
-    """One noise tensor per window from its own generator (batching-invariant), stacked on the batch axis."""
-    return torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=dtype) for g in generators])
+def window_noise(
+    shape: Sequence[int],
+    generators: Sequence[torch.Generator],
+    dtype=torch.float32,
+    *,
+    shared: torch.Tensor | None = None,
+    share: float = 0.0,
+) -> torch.Tensor:
+    """One noise tensor per window from its own generator (batching-invariant), stacked on the batch axis.
+
+    With ``share`` > 0, that fraction of the noise variance comes from ``shared`` (``[C, 1, h, w]``, one draw per
+    video), the same in every frame and window: each element is still N(0, 1), but the frames start correlated,
+    which is what keeps an image-to-image refinement from flickering (deterministic samplers map correlated starts
+    to correlated results).
+    """
+    own = torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=dtype) for g in generators])
+    check_noise_share(share)
+    if share == 0.0:
+        return own
+    if shared is None:
+        raise ValueError("a noise share above 0 needs the shared noise")
+    return share ** 0.5 * shared.to(own)[None] + (1.0 - share) ** 0.5 * own
+
+
+def check_noise_share(share: float) -> None:
+    """A user error unless ``share`` is in [0, 1) (1 would give every frame the same noise and no own part)."""
+    if not 0.0 <= share < 1.0:
+        raise UserError(f"noise share must be in [0, 1), got {share}")
 
 
 def check_strength(strength: float, init: str) -> None:
@@ -161,6 +186,8 @@ def sample_windows(
     official_compat: bool = False,
     branches: Sequence[str] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    noise_share: float = 0.0,
+    shared_noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Denoise W windows from noise to latents ``[W, C, F, h, w]``.
 
@@ -170,6 +197,7 @@ def sample_windows(
     ``strength`` < 1 (init "prefill" only) starts part-way, as image-to-image diffusion does: the pre-filled
     latents are noised to the timestep ``strength`` of the way up and only the last ``round(strength * steps)``
     steps run, so the result stays closer to the pre-fill and costs proportionally fewer UNet calls.
+    ``noise_share`` of the starting noise's variance comes from ``shared_noise`` (see ``window_noise``).
     """
     if len(generators) != batch.num_windows:
         raise ValueError("one generator per window is required")
@@ -187,7 +215,7 @@ def sample_windows(
         if hasattr(scheduler, "set_begin_index"):  # multistep solvers index their history from here
             scheduler.set_begin_index(skip * getattr(scheduler, "order", 1))
     device = batch.context.device
-    noise = window_noise(batch.init_latents.shape, generators).to(device)
+    noise = window_noise(batch.init_latents.shape, generators, shared=shared_noise, share=noise_share).to(device)
     if init == "prefill":
         latents = scheduler.add_noise(batch.init_latents.float(), noise, timesteps[:1])
     elif init == "noise":

@@ -164,3 +164,28 @@ def test_background_io_changes_nothing_and_may_change_on_resume(tiny_pipeline, t
     b = _fingerprint(OutpaintOptions(background_io=False, batch_windows=4), "x", tiny_pipeline.unet)
     c = _fingerprint(OutpaintOptions(seed=1), "x", tiny_pipeline.unet)
     assert a == b != c
+
+
+def test_noise_share_makes_a_static_video_flicker_less(tiny_pipeline):
+    """On a still video, frames that start from shared noise come out more alike than with independent noise."""
+    still = np.repeat(_frames(1), 8, axis=0)
+    source = ArraySource(still, 24)
+    base = dict(pad="16,0,16,0", steps=4, seed=1, strength=0.6, strides="1")
+    change = []
+    for share in (0.0, 0.9):
+        _, latents, _ = tiny_pipeline.generate(source, OutpaintOptions(noise_share=share, **base))
+        change.append(float((latents[1:] - latents[:-1]).pow(2).mean()))
+    assert change[1] < 0.3 * change[0]
+    with pytest.raises(UserError, match="noise share"):
+        tiny_pipeline.generate(source, OutpaintOptions(noise_share=-0.1, **base))
+
+
+def test_model_defaults_fill_unset_guidance_and_noise_share(tiny_pipeline):
+    resolved = tiny_pipeline.resolve(OutpaintOptions(), 8)
+    assert (resolved.guidance_context, resolved.guidance_global, resolved.noise_share) == (2.0, 4.0, 0.0)
+    tiny_pipeline.register_to_config(default_guidance=[1.0, 1.5], default_noise_share=0.5)
+    try:
+        resolved = tiny_pipeline.resolve(OutpaintOptions(guidance_global=3.0), 8)
+        assert (resolved.guidance_context, resolved.guidance_global, resolved.noise_share) == (1.0, 3.0, 0.5)
+    finally:
+        tiny_pipeline.register_to_config(default_guidance=[2.0, 4.0], default_noise_share=0.0)

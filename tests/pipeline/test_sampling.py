@@ -87,3 +87,24 @@ def test_schedulers():
     assert len(pndm.timesteps) == 51
     with pytest.raises(UserError, match="unknown scheduler"):
         make_scheduler("heun")
+
+
+def test_window_noise_share_correlates_frames_and_keeps_unit_variance():
+    from m3ddm.sampling import window_noise
+
+    shape = (2, 4, 16, 24, 24)
+    gens = [torch.Generator().manual_seed(i) for i in range(2)]
+    own = window_noise(shape, gens)
+    assert torch.equal(own, window_noise(shape, [torch.Generator().manual_seed(i) for i in range(2)], share=0.0))
+    shared = torch.randn(4, 1, 24, 24, generator=torch.Generator().manual_seed(9))
+    mixed = window_noise(shape, [torch.Generator().manual_seed(i) for i in range(2)], shared=shared, share=0.8)
+    assert abs(float(mixed.std()) - 1.0) < 0.05  # still unit variance per element
+    frames = mixed.movedim(2, 0).reshape(16, -1)  # correlation between frames ~ the share, across windows too
+    corr = torch.corrcoef(frames)
+    off_diagonal = corr[~torch.eye(16, dtype=torch.bool)]
+    assert 0.7 < float(off_diagonal.mean()) < 0.9
+    assert float(torch.corrcoef(own.movedim(2, 0).reshape(16, -1))[0, 1].abs()) < 0.1
+    with pytest.raises(UserError, match="noise share"):
+        window_noise(shape, gens, shared=shared, share=1.0)
+    with pytest.raises(ValueError, match="shared noise"):
+        window_noise(shape, gens, share=0.5)

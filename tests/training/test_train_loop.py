@@ -164,3 +164,26 @@ def _capture_unet(monkeypatch):
     monkeypatch.setattr(loop, "build_unet", build)
     yield
     _MODELS.clear()
+
+
+def test_v_prediction_trains_on_v_and_exports_its_scheduler(tiny_config, tmp_path):
+    from m3ddm.pipeline import M3DDMPipeline
+    from m3ddm.training.objective import ModelBatch, NoiseDraw, diffusion_loss, training_noise_scheduler
+
+    z0 = torch.randn(1, 4, 2, 4, 4)
+    mb = ModelBatch(z0, torch.zeros_like(z0), torch.ones(1, 1, 2, 4, 4), torch.tensor([8]), None, 0)
+    draw = NoiseDraw(torch.randn(z0.shape), torch.tensor([900]))
+    zero_model = lambda sample, *args: torch.zeros_like(z0)  # noqa: E731 - the loss is then the target's power
+    for kind in ("epsilon", "v_prediction"):
+        scheduler = training_noise_scheduler(kind)
+        target = draw.noise if kind == "epsilon" else scheduler.get_velocity(z0, draw.noise, draw.timesteps)
+        assert torch.allclose(diffusion_loss(zero_model, scheduler, mb, draw), target.pow(2).mean())
+    config = tiny_config({"model": {"prediction_type": "v_prediction"}, "train": {"max_steps": 2}})
+    loop.train(config, output_dir=tmp_path / "run")
+    pipe = M3DDMPipeline.load(tmp_path / "run")
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    from m3ddm.sampling import make_scheduler
+
+    assert make_scheduler("dpmpp", pipe.scheduler).config.prediction_type == "v_prediction"
+    with pytest.raises(UserError, match="prediction_type"):
+        tiny_config({"model": {"prediction_type": "x0"}})

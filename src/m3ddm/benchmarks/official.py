@@ -50,7 +50,8 @@ def scaled_steps(steps: int, scale: float) -> int:
 def official_config(steps: int = OFFICIAL_STEPS) -> Config:
     return Config("official", dict(branches=FOUR_BRANCHES, reencode_per_window=True, canvas="square",
                                    batch_windows=1, scheduler="pndm", steps=steps, init="prefill",
-                                   official_compat=True, background_io=False, strength=1.0), attention="naive")
+                                   official_compat=True, background_io=False, strength=1.0, noise_share=0.0,
+                                   guidance_context=2.0, guidance_global=4.0), attention="naive")
 
 
 def ours_config(steps: int | None = None) -> Config:

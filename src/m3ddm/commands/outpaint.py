@@ -36,14 +36,17 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     p.add_argument("--strides", help="coarse-to-fine strides, e.g. 15,5,1 (default for >= 50 frames); 1 = dense")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--guidance-context", type=float, default=2.0, help="s1 of eq. 4 (default 2)")
-    p.add_argument("--guidance-global", type=float, default=4.0, help="s2 of eq. 4 (default 4)")
+    p.add_argument("--guidance-context", type=float, help="s1 of eq. 4 (default: the model's; the paper's is 2)")
+    p.add_argument("--guidance-global", type=float, help="s2 of eq. 4 (default: the model's; the paper's is 4)")
     p.add_argument("--batch-windows", type=int, default=4, help="independent windows denoised together")
     p.add_argument("--init", choices=("prefill", "noise"), default="prefill",
                    help="start from the TELEA pre-fill plus noise (official) or from pure noise")
     p.add_argument("--strength", type=float,
                    help="in (0, 1]: noise the pre-fill only this far up and run that share of the steps "
                         "(image-to-image; default: the model's, 1 = from noise)")
+    p.add_argument("--noise-share", type=float,
+                   help="in [0, 1): share of the start noise common to every frame; higher flickers less "
+                        "(default: the model's, 0 = independent noise per frame as the paper)")
     p.add_argument("--official-compat", action="store_true", help="reproduce the official PNDM start (pndm only)")
     p.add_argument("--global-frames", type=int, help="number of global frames (default 16)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better; default 18)")
@@ -107,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         ratio=args.ratio, pad=args.pad, size=args.size, canvas=args.canvas, output_size=_output_size(args.output_size),
         official_output=args.official_output, scheduler=args.scheduler, steps=args.steps, strides=args.strides,
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
-        batch_windows=args.batch_windows, init=args.init, strength=args.strength,
+        batch_windows=args.batch_windows, init=args.init, strength=args.strength, noise_share=args.noise_share,
         official_compat=args.official_compat,
         num_global_frames=args.global_frames,
     )

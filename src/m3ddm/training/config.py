@@ -23,6 +23,7 @@ from m3ddm.training.masking import VARIANTS, MaskProbabilities
 
 SHIPPED_CONFIGS = ("tiny-cpu", "official", "default")
 INITS = ("scratch", "checkpoint", "sd")
+PREDICTION_TYPES = ("epsilon", "v_prediction")
 SHORT_VIDEO_POLICIES = ("pad", "skip")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
@@ -67,6 +68,10 @@ class ModelConfig:
     path: str | None = None  # for init checkpoint / sd
     overrides: dict[str, Any] = field(default_factory=dict)  # extra M3DDMUNet config keys
     gradient_checkpointing: bool = False
+    # What the UNet predicts: "epsilon" (the paper, SD) or "v_prediction" (v = sqrt(a) eps - sqrt(1-a) x0). With
+    # epsilon a small model learns to ignore the context at the noisiest steps (predicting eps ~ x_t is nearly
+    # free there), so samples started from noise drift; v makes those steps predict the clean latent.
+    prediction_type: str = "epsilon"
 
 
 @dataclass
@@ -291,6 +296,8 @@ def _problems(cfg: TrainConfig) -> list[str]:
 
     need(m.variant in VARIANTS, f"model.variant must be one of {VARIANTS} (got {m.variant!r})")
     need(m.init in INITS, f"model.init must be one of {INITS} (got {m.init!r})")
+    need(m.prediction_type in PREDICTION_TYPES,
+         f"model.prediction_type must be one of {PREDICTION_TYPES} (got {m.prediction_type!r})")
     if m.init in ("checkpoint", "sd"):
         need(m.path is not None, f"model.path is required with model.init: {m.init}")
         if m.path is not None:

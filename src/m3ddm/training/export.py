@@ -19,7 +19,7 @@ from m3ddm.utils.atomic import atomic_path
 
 
 def export_model(output_dir: str | os.PathLike, unet, codec, config_yaml: str, ema=None,
-                 num_global_frames: int = 16) -> Path:
+                 num_global_frames: int = 16, prediction_type: str = "epsilon") -> Path:
     """Write the inference folder. With ``ema``, its weights are copied INTO ``unet`` first (no second copy of
     a large model in memory): call this when training is over."""
     out = Path(output_dir)
@@ -31,13 +31,13 @@ def export_model(output_dir: str | os.PathLike, unet, codec, config_yaml: str, e
     with atomic_path(out / "vae") as tmp:
         codec.save_pretrained(tmp)
     with atomic_path(out / "scheduler") as tmp:
-        inference_scheduler().save_pretrained(tmp)
+        inference_scheduler(prediction_type).save_pretrained(tmp)
     with atomic_path(out / "training_config.yaml") as tmp:
         tmp.write_text(config_yaml)
     # Written last: a folder with model_index.json is complete. Global frames enter as our training feeds them.
     from m3ddm.pipeline import M3DDMPipeline
 
-    pipe = M3DDMPipeline(unet, codec.vae, inference_scheduler(), global_frames="canvas",
+    pipe = M3DDMPipeline(unet, codec.vae, inference_scheduler(prediction_type), global_frames="canvas",
                          num_global_frames=num_global_frames)
     with atomic_path(out / "model_index.json") as tmp:
         tmp.write_text(pipe.to_json_string())

@@ -289,7 +289,7 @@ def train(
     if t.fixed_noise_pool:
         shape = (codec.latent_channels, config.data.num_frames, *latent_hw)
         pool = make_noise_pool(t.fixed_noise_pool, shape, t.seed)
-    noise_scheduler = training_noise_scheduler()
+    noise_scheduler = training_noise_scheduler(config.model.prediction_type)
     accelerator.init_trackers("m3ddm")
 
     def save(step: int) -> None:
@@ -394,7 +394,8 @@ def train(
 
         if len(set(result.rank_weight_digests)) > 1:
             warnings.warn("processes ended with different weights", RuntimeWarning, stacklevel=2)
-        export_model(out, unet, codec, config.to_yaml(), ema, num_global_frames=config.data.num_global_frames)
+        export_model(out, unet, codec, config.to_yaml(), ema, num_global_frames=config.data.num_global_frames,
+                     prediction_type=config.model.prediction_type)
         summary = {"step": result.step, "clips_per_second": result.clips_per_second,
                    "skipped_videos": result.skipped_videos, "bad_steps": result.bad_steps,
                    "num_processes": world, "rank_weight_digests": result.rank_weight_digests,
@@ -446,7 +447,8 @@ def _log_preview(config, accelerator, unet, ema, codec, dataset, black_latent, s
         ema.copy_to(model)
     was_training = model.training
     model.eval()
-    generated = denoise_preview(model, codec, mb, steps=config.train.sample_steps, seed=config.train.seed)
+    generated = denoise_preview(model, codec, mb, steps=config.train.sample_steps, seed=config.train.seed,
+                                prediction_type=config.model.prediction_type)
     model.train(was_training)
     if "frames" in batch:  # show the real pixels, not their round trip through the codec
         from m3ddm.training.objective import to_pixels

@@ -3,7 +3,8 @@
 * Noise schedule: Stable Diffusion's scaled-linear betas (0.00085 -> 0.012, 1000 steps), the schedule inference
   samples with; ``x_t`` comes from diffusers' ``DDPMScheduler.add_noise``.
 * Latents are the codec's *scaled* latents (``LatentCodec.encode`` applies ``scaling_factor``).
-* Loss: plain epsilon MSE over every latent position, known and masked alike, unweighted (as the paper's eq. 3).
+* Loss: plain epsilon MSE over every latent position, known and masked alike, unweighted (as the paper's eq. 3);
+  or, with ``prediction_type="v_prediction"``, the same MSE on v (diffusers' ``get_velocity``).
 * Conditioning is built with ``m3ddm.conditioning`` so training and sampling agree exactly: masked-context
   latents = the codec's latents of the letterboxed frames (masked pixels = -1), guide frames carry their raw
   latent with mask 0, a dropped context is the black-frame latent with an all-ones mask (guides kept), and a
@@ -29,13 +30,15 @@ SCHEDULE = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear
                 num_train_timesteps=NUM_TRAIN_TIMESTEPS)
 
 
-def training_noise_scheduler() -> DDPMScheduler:
-    return DDPMScheduler(**SCHEDULE, prediction_type="epsilon")
+def training_noise_scheduler(prediction_type: str = "epsilon") -> DDPMScheduler:
+    return DDPMScheduler(**SCHEDULE, prediction_type=prediction_type)
 
 
-def inference_scheduler() -> PNDMScheduler:
-    """The scheduler written next to an exported model: SD's PNDM with the training betas."""
-    return PNDMScheduler(**SCHEDULE, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)
+def inference_scheduler(prediction_type: str = "epsilon") -> PNDMScheduler:
+    """The scheduler written next to an exported model: SD's PNDM with the training betas (and the prediction
+    type the UNet was trained for, which every sampler reads from it)."""
+    return PNDMScheduler(**SCHEDULE, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1,
+                         prediction_type=prediction_type)
 
 
 def step_generator(seed: int, step: int, micro_step: int, rank: int) -> torch.Generator:
@@ -169,11 +172,15 @@ def make_noise_pool(size: int, sample_shape: tuple[int, ...], seed: int) -> Nois
 def diffusion_loss(
     model: nn.Module, scheduler: DDPMScheduler, mb: ModelBatch, draw: NoiseDraw
 ) -> torch.Tensor:
-    """Plain epsilon MSE over all latent positions (float32)."""
+    """Plain MSE over all latent positions (float32) on epsilon, or on v for a v-prediction scheduler."""
     device = mb.latents.device
     noise = draw.noise.to(device)
     timesteps = draw.timesteps.to(device)
     noisy = scheduler.add_noise(mb.latents, noise, timesteps)
+    if scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(mb.latents, noise, timesteps)
+    else:
+        target = noise
     sample = model_input(noisy, mb.context, mb.mask)
-    eps = model(sample, timesteps, mb.fps, mb.global_latents, mb.num_global)
-    return F.mse_loss(eps.float(), noise.float())
+    prediction = model(sample, timesteps, mb.fps, mb.global_latents, mb.num_global)
+    return F.mse_loss(prediction.float(), target.float())

@@ -15,9 +15,11 @@ from m3ddm.training.objective import SCHEDULE, ModelBatch
 
 
 @torch.no_grad()
-def denoise_preview(unet, codec, mb: ModelBatch, steps: int = 20, seed: int = 0) -> torch.Tensor:
+def denoise_preview(unet, codec, mb: ModelBatch, steps: int = 20, seed: int = 0,
+                    prediction_type: str = "epsilon") -> torch.Tensor:
     """Generated clip for the first item of ``mb``: pixels in [-1, 1] ``[F, 3, H, W]``."""
-    scheduler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    scheduler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+                              prediction_type=prediction_type)
     scheduler.set_timesteps(steps)
     z0 = mb.latents[:1]
     gen = torch.Generator().manual_seed(seed)
