@@ -86,10 +86,15 @@ class OutpaintOptions:
     reencode_per_window: bool = False
     # Read, prepare and decode frames on a background thread, overlapping the model. The output does not change.
     background_io: bool = True
+    # Frames per VAE encode/decode call (VAE slicing): lower bounds the codec's peak memory. Output unchanged.
+    vae_batch: int = 8
+    # Encode/decode each frame in overlapping tiles of the VAE's sample_size (diffusers' tiling): bounds memory at
+    # large working sizes; the tiles are blended, so the output changes slightly.
+    vae_tiling: bool = False
 
 
 # Fields that only change how the work is done, never its result: a resumed run may change them.
-RUNTIME_ONLY_OPTIONS = ("batch_windows", "background_io")
+RUNTIME_ONLY_OPTIONS = ("batch_windows", "background_io", "vae_batch")
 
 
 @dataclass
@@ -319,6 +324,8 @@ class M3DDMPipeline(DiffusionPipeline):
         noise_share = options.noise_share if options.noise_share is not None \
             else self.config.get("default_noise_share", 0.0)
         check_noise_share(noise_share)
+        if options.vae_batch < 1:
+            raise UserError(f"the VAE batch must be at least 1 frame, got {options.vae_batch}")
         s1, s2 = self.config.get("default_guidance", (2.0, 4.0))
         return replace(
             options,
@@ -342,7 +349,7 @@ class M3DDMPipeline(DiffusionPipeline):
         )
 
     @torch.no_grad()
-    def encode_video(self, source, geometry: Geometry, options: OutpaintOptions, batch_size: int = 16) -> EncodedVideo:
+    def encode_video(self, source, geometry: Geometry, options: OutpaintOptions) -> EncodedVideo:
         """Stream the source once: every frame's canvas latent (and pre-filled latent) is encoded exactly once.
 
         Latents are kept in float32 whatever the model's dtype: the sampler's arithmetic stays exact and the model
@@ -377,7 +384,7 @@ class M3DDMPipeline(DiffusionPipeline):
             if stretch and i in g_indices:
                 side = options.size
                 stretched.append(resize(frame, side, side))
-            if len(pending) == batch_size:
+            if len(pending) == options.vae_batch:
                 flush()
             count += 1
         flush()
@@ -456,6 +463,11 @@ class M3DDMPipeline(DiffusionPipeline):
             raise UserError(f"the working canvas {geometry.canvas_w}x{geometry.canvas_h} is too small for the model "
                             f"(short side at least {6 * factor} pixels); raise --size")
         plan = coarse_to_fine_plan(n, options.strides)
+        # set on every run (not toggled back): the decoding that follows generate() runs with the same setting
+        if options.vae_tiling:
+            self.vae.enable_tiling()
+        else:
+            self.vae.disable_tiling()
         scheduler = make_scheduler(options.scheduler, self.scheduler)
         guidance = Guidance(options.guidance_context, options.guidance_global)
         encoded = self.encode_video(source, geometry, options)
@@ -535,13 +547,14 @@ class M3DDMPipeline(DiffusionPipeline):
         return context
 
     @torch.no_grad()
-    def _decoded_frames(self, source, latents: torch.Tensor, geometry: Geometry, options: OutpaintOptions,
-                        batch_size: int = 8) -> Iterator[np.ndarray]:
+    def _decoded_frames(self, source, latents: torch.Tensor, geometry: Geometry,
+                        options: OutpaintOptions) -> Iterator[np.ndarray]:
         """Decode the generated canvases in small batches and compose each with its source frame (streaming)."""
         codec = self.codec
         frames = source.iter_frames()
-        for start in range(0, latents.shape[0], batch_size):
-            canvases = _to_uint8(codec.decode(latents[start: start + batch_size]))
+        step = options.vae_batch
+        for start in range(0, latents.shape[0], step):
+            canvases = _to_uint8(codec.decode(latents[start: start + step]))
             for canvas in canvases:
                 yield compose(next(frames), canvas, geometry, feather=options.feather)
 

@@ -50,6 +50,10 @@ def test_end_to_end_100_frames_with_audio(video_with_audio, tiny_pipeline_dir, t
          "strength must be in"),
         (lambda d: make_test_video(d / "g.mp4", frames=4, size=(64, 48)),
          ["--ratio", "9:16", "--strength", "0.5", "--init", "noise"], "needs init 'prefill'"),
+        (lambda d: make_test_video(d / "h.mp4", frames=4, size=(64, 48)), ["--ratio", "9:16", "--noise-share", "1"],
+         "noise share must be in"),
+        (lambda d: make_test_video(d / "i.mp4", frames=4, size=(64, 48)), ["--ratio", "9:16", "--vae-batch", "0"],
+         "VAE batch"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(make, args, message, tiny_pipeline_dir, tmp_path, capsys):

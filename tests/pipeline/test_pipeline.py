@@ -189,3 +189,21 @@ def test_model_defaults_fill_unset_guidance_and_noise_share(tiny_pipeline):
         assert (resolved.guidance_context, resolved.guidance_global, resolved.noise_share) == (1.0, 3.0, 0.5)
     finally:
         tiny_pipeline.register_to_config(default_guidance=[2.0, 4.0], default_noise_share=0.0)
+
+
+def test_vae_slicing_changes_nothing_and_tiling_changes_little(tiny_pipeline):
+    frames = _frames(4, h=64, w=96)
+    pad = (32, 0, 32, 0)
+    base = tiny_pipeline.outpaint_array(frames, fps=24, pad_px=pad, steps=2, size=160)
+    sliced = tiny_pipeline.outpaint_array(frames, fps=24, pad_px=pad, steps=2, size=160, vae_batch=1)
+    assert np.abs(base.astype(int) - sliced.astype(int)).max() <= 1  # float summation order only
+    sample_size = tiny_pipeline.vae.config.sample_size
+    assert sample_size < 160  # the 160x64 canvas is wider than one tile, so tiling is used
+    tiled = tiny_pipeline.outpaint_array(frames, fps=24, pad_px=pad, steps=2, size=160, vae_tiling=True)
+    assert tiny_pipeline.vae.use_tiling
+    mse = np.mean((tiled.astype(float) - base.astype(float)) ** 2)
+    assert 0 < mse and 10 * np.log10(255**2 / mse) > 20
+    again = tiny_pipeline.outpaint_array(frames, fps=24, pad_px=pad, steps=2, size=160)
+    assert not tiny_pipeline.vae.use_tiling and np.array_equal(again, base)
+    with pytest.raises(UserError, match="VAE batch"):
+        tiny_pipeline.outpaint_array(frames, fps=24, pad_px=pad, steps=2, vae_batch=0)

@@ -81,6 +81,8 @@ def levers(fast_steps: int = FAST_STEPS) -> list[Lever]:
         Lever(f"dpmpp {fast_steps} steps", {"scheduler": "dpmpp", "steps": fast_steps, "official_compat": False},
               same_output=False),
         Lever("background I/O thread", {"background_io": True}),
+        Lever("VAE slicing (1 frame per call)", {"vae_batch": 1}),
+        Lever("VAE tiling", {"vae_tiling": True}, same_output=False),
         Lever("bfloat16 weights", {}, same_output=False, runtime={"dtype": "bfloat16"}),
     ]
 

@@ -69,6 +69,36 @@ def register(subparsers) -> None:
     _common(official)
     official.set_defaults(func=run_official)
 
+    schedulers = benches.add_parser(
+        "schedulers", help="fewer DPM-Solver++ steps at equal quality? each scheduler:steps against PNDM 50",
+        description="Cut a border off each video in DATA (as m3ddm evaluate does), outpaint it back with every "
+                    "scheduler:steps configuration and the reference, and report per output frame: UNet calls, "
+                    "wall time, region PSNR / SSIM / warp error against the ground truth, the PSNR change from "
+                    "the reference, the PSNR against the reference's output, and whether the quality is equal "
+                    "(PSNR within --tolerance-db, warp error within 5%).")
+    schedulers.add_argument("--data", required=True, metavar="DIR", help="folder of videos or frame sequences")
+    schedulers.add_argument("--model", metavar="MODEL_DIR", help="pipeline folder (default: the shipped model)")
+    schedulers.add_argument("--configs", default="pndm:50,dpmpp:10,dpmpp:15,dpmpp:20,dpmpp:25,ddim:20",
+                            help="comma-separated SCHEDULER:STEPS (default pndm:50,dpmpp:10,dpmpp:15,dpmpp:20,"
+                                 "dpmpp:25,ddim:20)")
+    schedulers.add_argument("--reference", default="pndm:50",
+                            help="SCHEDULER:STEPS everything is compared with; always run first (default pndm:50)")
+    schedulers.add_argument("--ratio", type=float, default=0.25, help="fraction of the width/height removed "
+                                                                      "(default 0.25)")
+    schedulers.add_argument("--direction", default="horizontal",
+                            choices=("horizontal", "vertical", "all", "left", "right", "top", "bottom"))
+    schedulers.add_argument("--max-frames", type=int, metavar="N", help="use at most the first N frames per clip")
+    schedulers.add_argument("--size", type=int, metavar="S", help="resize clips so the short side is S pixels")
+    schedulers.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                            help="extra keyword for the pipeline, e.g. strength=1 (repeatable; YAML values)")
+    schedulers.add_argument("--tolerance-db", type=float, default=0.1,
+                            help="equal quality allows this much less region PSNR than the reference (default 0.1)")
+    schedulers.add_argument("--seed", type=int, default=0)
+    schedulers.add_argument("--device", help="torch device for the model (default: where it loads, the CPU)")
+    schedulers.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    schedulers.add_argument("--json", action="store_true", help="print the results as JSON")
+    schedulers.set_defaults(func=run_schedulers)
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
@@ -167,4 +197,25 @@ def run_official(args: argparse.Namespace) -> int:
     if report["levers"]:
         print()
         print(format_table(lever_rows(report), LEVER_COLUMNS))
+    return 0
+
+
+def run_schedulers(args: argparse.Namespace) -> int:
+    from m3ddm.benchmarks.schedulers import COLUMNS, bench_schedulers, header_line, summary_lines, table_rows
+    from m3ddm.benchmarks.table import format_table
+    from m3ddm.commands.evaluate import _options
+
+    report = bench_schedulers(
+        args.data, model=args.model, configs=args.configs, reference=args.reference, ratio=args.ratio,
+        direction=args.direction, max_frames=args.max_frames, size=args.size, options=_options(args.option),
+        tolerance_db=args.tolerance_db, seed=args.seed, threads=args.threads, device=args.device,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    if args.json:
+        _print_json(report)
+        return 0
+    print(header_line(report))
+    print(format_table(table_rows(report), COLUMNS))
+    for line in summary_lines(report):
+        print(line)
     return 0

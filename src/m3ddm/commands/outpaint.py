@@ -47,6 +47,10 @@ def register(subparsers) -> None:
     p.add_argument("--noise-share", type=float,
                    help="in [0, 1): share of the start noise common to every frame; higher flickers less "
                         "(default: the model's, 0 = independent noise per frame as the paper)")
+    p.add_argument("--vae-batch", type=int, default=8,
+                   help="frames per VAE call (VAE slicing: lower uses less memory; default 8)")
+    p.add_argument("--vae-tiling", action="store_true",
+                   help="encode and decode in blended tiles (for large working sizes; changes the output slightly)")
     p.add_argument("--official-compat", action="store_true", help="reproduce the official PNDM start (pndm only)")
     p.add_argument("--global-frames", type=int, help="number of global frames (default 16)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better; default 18)")
@@ -111,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         official_output=args.official_output, scheduler=args.scheduler, steps=args.steps, strides=args.strides,
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
         batch_windows=args.batch_windows, init=args.init, strength=args.strength, noise_share=args.noise_share,
+        vae_batch=args.vae_batch, vae_tiling=args.vae_tiling,
         official_compat=args.official_compat,
         num_global_frames=args.global_frames,
     )
