@@ -83,7 +83,8 @@ def test_bench_official_compares_the_two_configurations(official_report):
 def test_bench_official_levers(official_report):
     levers = {lever["lever"]: lever for lever in official_report["levers"]}
     assert set(levers) == {"3-branch guidance", "cached global context", "target canvas", "batched windows",
-                           "sdpa attention", "dpmpp 1 steps", "background I/O thread", "bfloat16 weights"}
+                           "sdpa attention", "dpmpp 1 steps", "background I/O thread", "bfloat16 weights",
+                           "VAE slicing (1 frame per call)", "VAE tiling"}
     assert levers["3-branch guidance"]["ratio_flops"] == pytest.approx(4 / 3, rel=0.05)
     assert levers["3-branch guidance"]["ratio_rows"] == pytest.approx(4 / 3)
     assert levers["target canvas"]["ratio_flops"] > 1.5  # 48x88 instead of 88x88 pixels
@@ -91,7 +92,7 @@ def test_bench_official_levers(official_report):
     assert levers["sdpa attention"]["ratio_flops"] == pytest.approx(1)
     assert levers["dpmpp 1 steps"]["ratio_rows"] == pytest.approx(2)
     for name in ("3-branch guidance", "cached global context", "batched windows", "sdpa attention",
-                 "background I/O thread"):
+                 "background I/O thread", "VAE slicing (1 frame per call)"):
         lever = levers[name]
         assert lever["should_match"] and lever["matches"], name
         assert lever["psnr_vs_official"] is None or lever["psnr_vs_official"] > 40  # None: bit-identical
@@ -99,6 +100,8 @@ def test_bench_official_levers(official_report):
     bf16 = levers["bfloat16 weights"]
     assert bf16["result"]["dtype"] == "bfloat16" and official_report["official"]["dtype"] == "float32"
     assert bf16["ratio_flops"] == pytest.approx(1) and not bf16["should_match"]
+    tiling = levers["VAE tiling"]  # 88x88 canvas, 32-pixel tiles: blended tiles change the pixels a little
+    assert not tiling["should_match"] and tiling["max_abs_diff"] > 0 and tiling["ratio_flops"] == pytest.approx(1)
 
 
 def test_bench_official_tables(official_report):
@@ -106,7 +109,7 @@ def test_bench_official_tables(official_report):
     assert configs[0].split()[0] == "configuration" and len(configs) == 5  # header, rule, official, ours, ratio
     assert "88x88" in configs[2] and "48x88" in configs[3] and "x" in configs[4].split()[-1]
     levers = format_table(lever_rows(official_report), LEVER_COLUMNS)
-    assert levers.count("same (ok)") == 5 and levers.count("changes") == 3
+    assert levers.count("same (ok)") == 6 and levers.count("changes") == 4
 
 
 @pytest.mark.parametrize(
