@@ -45,9 +45,12 @@ PYEOF
 [ -d "$WORK/unet/unet" ] || "$M3DDM" train --config src/m3ddm/configs/default.yaml --output-dir "$WORK/unet"
 
 # 4. The pipeline folder: the EMA UNet, the codec (stored in float16: half the bytes; it loads as float32) and
-#    DPM-Solver++ on the training betas; 96-pixel working canvas, 20 steps and strength $STRENGTH by default.
-STRENGTH=${STRENGTH:-1.0}
-"$PY" - "$WORK/unet" src/m3ddm/weights/default "$WORK/codec/training.json" "$STRENGTH" <<'PYEOF'
+#    DPM-Solver++ on the training betas; defaults: a 160-pixel working canvas, 20 steps, strength $STRENGTH and
+#    guidance s1,s2 = $GUIDANCE (chosen on held-out synthetic pans: docs/default-model/strength-validation.md).
+STRENGTH=${STRENGTH:-0.2}
+GUIDANCE=${GUIDANCE:-1,1}
+SIZE=${SIZE:-160}
+"$PY" - "$WORK/unet" src/m3ddm/weights/default "$WORK/codec/training.json" "$STRENGTH" "$GUIDANCE" "$SIZE" <<'PYEOF'
 import json
 import shutil
 import sys
@@ -62,11 +65,13 @@ from m3ddm.sampling import make_scheduler
 from m3ddm.utils.atomic import atomic_path
 
 run, out, codec_facts, strength = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4])
+guidance, size = tuple(float(v) for v in sys.argv[5].split(",")), int(sys.argv[6])
 unet = M3DDMUNet.from_pretrained(run / "unet")
 vae = LatentCodec.from_pretrained(run / "vae").vae.to(torch.float16)
 base = json.loads((run / "scheduler" / "scheduler_config.json").read_text())
 pipe = M3DDMPipeline(unet, vae, make_scheduler("dpmpp", base), global_frames="canvas", num_global_frames=16,
-                     default_size=96, default_scheduler="dpmpp", default_steps=20, default_strength=strength)
+                     default_size=size, default_scheduler="dpmpp", default_steps=20, default_strength=strength,
+                     default_guidance=guidance)
 card = out / "MODEL_CARD.md"
 card_text = card.read_text() if card.is_file() else None
 with atomic_path(out) as tmp:

@@ -39,7 +39,10 @@ def test_loads_without_argument_with_its_defaults(default_pipeline):
     assert config.global_frames == "canvas" and config.default_scheduler == "dpmpp"
     assert config.default_size == index["default_size"] and config.default_steps == index["default_steps"]
     assert config.default_strength == index["default_strength"]
-    assert default_pipeline.resolve(OutpaintOptions(), 8).strength == index["default_strength"]
+    resolved = default_pipeline.resolve(OutpaintOptions(), 8)
+    assert resolved.strength == index["default_strength"]
+    assert [resolved.guidance_context, resolved.guidance_global] == index["default_guidance"]
+    assert resolved.size == index["default_size"] and resolved.noise_share == index["default_noise_share"]
     assert default_pipeline.codec.downsample_factor == 4
     assert type(default_pipeline.scheduler).__name__ == "DPMSolverMultistepScheduler"
     assert default_pipeline.unet.config.global_context  # an M3DDM model (global frames), not the msdm ablation

@@ -233,7 +233,8 @@ class M3DDMPipeline(DiffusionPipeline):
             index = json.loads((folder / "model_index.json").read_text())
         except json.JSONDecodeError as exc:
             raise UserError(f"unreadable {folder / 'model_index.json'}: {exc}") from None
-        settings = {k: v for k, v in index.items() if not k.startswith("_") and not isinstance(v, list)}
+        components = ("unet", "vae", "scheduler")  # [library, class] entries, loaded below
+        settings = {k: v for k, v in index.items() if not k.startswith("_") and k not in components}
         unet = M3DDMUNet.from_pretrained(folder / "unet", torch_dtype=torch_dtype)
         codec = LatentCodec.from_pretrained(folder / "vae")
         scheduler_name = settings.get("default_scheduler", "dpmpp")
