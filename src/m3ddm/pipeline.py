@@ -93,6 +93,9 @@ class OutpaintOptions:
     vae_tiling: bool = False
 
 
+# Eq. 4's scales as the paper uses them (s1, s2): the default of a model folder that does not set its own.
+PAPER_GUIDANCE = (Guidance.context_scale, Guidance.global_scale)
+
 # Fields that only change how the work is done, never its result: a resumed run may change them.
 RUNTIME_ONLY_OPTIONS = ("batch_windows", "background_io", "vae_batch")
 
@@ -186,7 +189,7 @@ class M3DDMPipeline(DiffusionPipeline):
         default_steps: int = 25,
         default_strength: float = 1.0,
         default_noise_share: float = 0.0,
-        default_guidance: tuple[float, float] = (2.0, 4.0),
+        default_guidance: tuple[float, float] = PAPER_GUIDANCE,
     ):
         super().__init__()
         if global_frames not in ("canvas", "stretch"):
@@ -327,7 +330,7 @@ class M3DDMPipeline(DiffusionPipeline):
         check_noise_share(noise_share)
         if options.vae_batch < 1:
             raise UserError(f"the VAE batch must be at least 1 frame, got {options.vae_batch}")
-        s1, s2 = self.config.get("default_guidance", (2.0, 4.0))
+        s1, s2 = self.config.get("default_guidance", PAPER_GUIDANCE)
         return replace(
             options,
             size=options.size or self.config.default_size,
@@ -474,8 +477,8 @@ class M3DDMPipeline(DiffusionPipeline):
         encoded = self.encode_video(source, geometry, options)
         context = self.global_context(encoded)
         # One draw per video (not per window), so the shared part of the noise is the same in every window.
-        shared_noise = torch.randn((encoded.masked.shape[1], 1, *encoded.masked.shape[-2:]),
-                                   generator=window_generator(options.seed, -1))
+        shared_noise = None if options.noise_share == 0 else torch.randn(
+            (encoded.masked.shape[1], 1, *encoded.masked.shape[-2:]), generator=window_generator(options.seed, -1))
 
         shard = Shard.current()
         if shard.world > 1 and resume:
