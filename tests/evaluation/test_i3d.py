@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import time
 from pathlib import Path
 
 import cv2
@@ -135,7 +134,6 @@ def _noise(videos: list[np.ndarray], sigma: float, seed: int = 0) -> list[np.nda
 @pytest.mark.slow
 @needs_weights
 def test_fvd_is_zero_for_a_set_against_itself_and_grows_with_degradation(i3d: I3DFeatures, make_clip) -> None:
-    start = time.perf_counter()
     videos = [make_clip(i, num_frames=16, size=64) for i in range(6)]  # upsampled to 224 by I3D input
     clean = i3d(videos)
     assert clean.shape == (6, 400) and np.all(np.isfinite(clean))
@@ -144,4 +142,3 @@ def test_fvd_is_zero_for_a_set_against_itself_and_grows_with_degradation(i3d: I3
     blur = [fvd_from_features(clean, i3d(_blur(videos, s))) for s in (1.0, 3.0)]
     assert 0 < noise[0] < noise[1], noise
     assert 0 < blur[0] < blur[1], blur
-    assert time.perf_counter() - start < 120  # generous; about 20-40 s on two cores

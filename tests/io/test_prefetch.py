@@ -1,7 +1,6 @@
 """Background-thread prefetching: order, errors, early stop."""
 
 import threading
-import time
 
 import pytest
 
@@ -10,17 +9,21 @@ from m3ddm.io.prefetch import prefetch
 
 def test_items_in_order_and_produced_ahead():
     produced = []
+    ahead = threading.Event()
 
-    def slow_source():
+    def source():
         for i in range(20):
             produced.append(i)
+            if i == 3:
+                ahead.set()  # the producer got this far while the consumer still holds item 0
             yield i
 
     out = []
-    for item in prefetch(slow_source(), depth=4):
+    for item in prefetch(source(), depth=4):
         if item == 0:
-            time.sleep(0.2)  # the producer runs ahead meanwhile, up to the queue's depth
-            assert 3 <= len(produced) <= 6
+            assert ahead.wait(timeout=60)
+            # 0 is out, up to `depth` more wait in the queue and one more may be blocked on a full queue
+            assert 4 <= len(produced) <= 6
         out.append(item)
     assert out == list(range(20))
 

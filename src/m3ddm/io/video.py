@@ -34,6 +34,8 @@ H264_ENCODERS = (
     "h264_amf",
     "h264_mf",
 )
+# Encoder threads for libx264; part of what makes the same frames give the same file anywhere.
+ENCODER_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -503,7 +505,10 @@ class VideoWriter:
 
     def _add_video_stream(self, container):
         encoder = self.encoder or pick_h264_encoder()
-        options = {"crf": str(self.crf), "preset": self.preset} if encoder == "libx264" else {}
+        # A fixed thread count: x264's output depends on it (rate control, lookahead), and "auto" follows the
+        # machine's cores, so the same frames would give other files on other machines.
+        options = {"crf": str(self.crf), "preset": self.preset, "threads": str(ENCODER_THREADS)} \
+            if encoder == "libx264" else {}
         if encoder == "h264_nvenc":
             options = {"rc": "vbr", "cq": str(self.crf)}
         stream = container.add_stream(encoder, rate=self.fps, options=options)
