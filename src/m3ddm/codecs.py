@@ -18,6 +18,7 @@ import torch
 from diffusers import AutoencoderKL
 
 from m3ddm.errors import UserError
+from m3ddm.models.tiny_autoencoder import TinyAutoencoder
 
 # Tiny random codec used by tests: 4 blocks -> spatial factor 8, like SD's VAE.
 TINY_CODEC_CONFIG = dict(
@@ -71,12 +72,13 @@ class LatentCodec(torch.nn.Module):
             class_name = json.loads(config_file.read_text()).get("_class_name", "AutoencoderKL")
         except json.JSONDecodeError as exc:
             raise UserError(f"unreadable VAE config {config_file}: {exc}") from None
-        if class_name != "AutoencoderKL":
-            raise UserError(f"{path} holds a {class_name}, expected an AutoencoderKL")
+        if class_name not in ("AutoencoderKL", "TinyAutoencoder"):
+            raise UserError(f"{path} holds a {class_name}, expected an AutoencoderKL or a TinyAutoencoder")
         if not any((path / name).is_file() for name in _WEIGHT_NAMES):
             raise UserError(f"VAE folder {path} has no weights ({' or '.join(_WEIGHT_NAMES)})")
+        model_class = TinyAutoencoder if class_name == "TinyAutoencoder" else AutoencoderKL
         try:
-            vae = AutoencoderKL.from_pretrained(path, torch_dtype=torch_dtype, local_files_only=True)
+            vae = model_class.from_pretrained(path, torch_dtype=torch_dtype, local_files_only=True)
         except (OSError, ValueError, RuntimeError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"cannot load the VAE from {path}: {first_line}") from None
@@ -85,14 +87,45 @@ class LatentCodec(torch.nn.Module):
     def save_pretrained(self, path: str | os.PathLike) -> None:
         self.vae.save_pretrained(path, safe_serialization=True)
 
+    @classmethod
+    def taef2(cls, folder: str | os.PathLike, latents_mean=None, latents_std=None) -> LatentCodec:
+        """The pretrained TAEF2 autoencoder from its two state dicts (with the per-channel statistics we chose)."""
+        model = TinyAutoencoder.from_taef2(folder)
+        if latents_mean is not None:
+            model.register_to_config(latents_mean=list(latents_mean), latents_std=list(latents_std))
+        return cls(model)
+
+    @classmethod
+    def tiny_autoencoder(cls, seed: int = 0, latent_channels: int = 8, width: int = 8) -> LatentCodec:
+        """A small random codec of the TAEF2 layout (tests)."""
+        torch.manual_seed(seed)
+        return cls(TinyAutoencoder(latent_channels=latent_channels, width=width))
+
     # --- properties ---------------------------------------------------------------------------------
     @property
+    def is_tiny_autoencoder(self) -> bool:
+        return isinstance(self.vae, TinyAutoencoder)
+
+    @property
     def scaling_factor(self) -> float:
+        """SD-style scalar scale; for a per-channel codec the mean of its per-channel scales (a summary)."""
+        if self.is_tiny_autoencoder:
+            return float(torch.reciprocal(self._stats()[1]).mean())
         return float(self.vae.config.scaling_factor)
 
     @property
     def downsample_factor(self) -> int:
+        if self.is_tiny_autoencoder:
+            return self.vae.downsample_factor
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel (mean, std) of raw latents, shaped [C]; zeros and ones when none were chosen."""
+        c = self.latent_channels
+        mean, std = self.vae.config.latents_mean, self.vae.config.latents_std
+        mean = torch.tensor(mean if mean is not None else [0.0] * c, dtype=torch.float32)
+        std = torch.tensor(std if std is not None else [1.0] * c, dtype=torch.float32)
+        return mean, std
 
     @property
     def latent_channels(self) -> int:
@@ -121,6 +154,12 @@ class LatentCodec(torch.nn.Module):
         """
         chunks = pixels.split(batch_size) if batch_size else (pixels,)
         out = []
+        if self.is_tiny_autoencoder:  # deterministic: there is no posterior to sample
+            mean, std = (v.to(self.device)[:, None, None] for v in self._stats())
+            for chunk in chunks:
+                raw = self.vae.encode_raw((chunk.to(self.device, self.dtype) + 1) / 2).float()
+                out.append((raw - mean) / std)
+            return torch.cat(out)
         for chunk in chunks:
             dist = self.vae.encode(chunk.to(self.device, self.dtype)).latent_dist
             if sample:
@@ -135,6 +174,11 @@ class LatentCodec(torch.nn.Module):
     def decode(self, latents: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
         """Pixels in [-1, 1] (clamped) from scaled latents."""
         chunks = latents.split(batch_size) if batch_size else (latents,)
+        if self.is_tiny_autoencoder:
+            mean, std = (v.to(self.device)[:, None, None] for v in self._stats())
+            out = [self.vae.decode_raw((c.to(self.device).float() * std + mean).to(self.dtype)).float() * 2 - 1
+                   for c in chunks]
+            return torch.cat(out).clamp(-1, 1)
         out = [self.vae.decode(c.to(self.device, self.dtype) / self.scaling_factor).sample for c in chunks]
         return torch.cat(out).clamp(-1, 1)
 

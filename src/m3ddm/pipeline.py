@@ -77,6 +77,7 @@ class OutpaintOptions:
     init: str = "prefill"  # "prefill" (TELEA + noise, official) or "noise"
     strength: float | None = None  # < 1: start from the pre-fill noised part-way (image-to-image); None = model's
     noise_share: float | None = None  # share of the start noise common to all frames (less flicker); None = model's
+    replace_known: bool = False  # RePaint-style: keep the known cells on the context's noisy trajectory
     official_compat: bool = False
     num_global_frames: int | None = None
     feather: int = 4
@@ -92,6 +93,11 @@ class OutpaintOptions:
     # large working sizes; the tiles are blended, so the output changes slightly.
     vae_tiling: bool = False
 
+
+# How the masked context is encoded: "letterbox" encodes the canvas with masked pixels black (the official driver);
+# "latent_mask" encodes the TELEA-pre-filled canvas and puts the black-frame latent into the masked latent cells,
+# which is what training from a latent cache shows the model (masking in latent space).
+CONTEXT_ENCODINGS = ("letterbox", "latent_mask")
 
 # Eq. 4's scales as the paper uses them (s1, s2): the default of a model folder that does not set its own.
 PAPER_GUIDANCE = (Guidance.context_scale, Guidance.global_scale)
@@ -190,15 +196,19 @@ class M3DDMPipeline(DiffusionPipeline):
         default_strength: float = 1.0,
         default_noise_share: float = 0.0,
         default_guidance: tuple[float, float] = PAPER_GUIDANCE,
+        context_encoding: str = "letterbox",
     ):
         super().__init__()
         if global_frames not in ("canvas", "stretch"):
             raise ValueError("global_frames must be 'canvas' or 'stretch'")
+        if context_encoding not in CONTEXT_ENCODINGS:
+            raise ValueError(f"context_encoding must be one of {CONTEXT_ENCODINGS}")
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler)
         self.register_to_config(
             global_frames=global_frames, num_global_frames=num_global_frames, default_size=default_size,
             default_scheduler=default_scheduler, default_steps=default_steps, default_strength=default_strength,
             default_noise_share=default_noise_share, default_guidance=list(default_guidance),
+            context_encoding=context_encoding,
         )
 
     # ------------------------------------------------------------------------------------------ loading
@@ -368,16 +378,20 @@ class M3DDMPipeline(DiffusionPipeline):
 
         def flush():
             if pending:
-                masked.append(codec.encode(_to_pixels(pending)).cpu().float())
+                if not latent_masked:  # (latent_mask: the context comes from the pre-fill's latents below)
+                    masked.append(codec.encode(_to_pixels(pending)).cpu().float())
                 if pending_fill:
                     prefilled.append(codec.encode(_to_pixels(pending_fill)).cpu().float())
                 pending.clear()
                 pending_fill.clear()
 
+        latent_masked = self.config.get("context_encoding", "letterbox") == "latent_mask"
+        need_fill = options.init == "prefill" or latent_masked
+
         def prepared():  # decoding, canvas and TELEA pre-fill: CPU work that can run ahead of the encoder
             for frame in source.iter_frames():
                 canvas, mask = build_canvas(frame, geometry)
-                yield frame, canvas, prefill_telea(canvas, mask) if options.init == "prefill" else None
+                yield frame, canvas, prefill_telea(canvas, mask) if need_fill else None
 
         frames = prefetch(prepared()) if options.background_io else prepared()
         count = 0
@@ -394,8 +408,16 @@ class M3DDMPipeline(DiffusionPipeline):
         flush()
         if count != n:
             raise UserError(f"the input announced {n} frames but {count} could be decoded")
-        masked_t = torch.cat(masked)
         black = codec.encode(_to_pixels([np.zeros_like(canvas)]))[0].cpu().float()
+        # the codec's own factor: our factor-4 codecs have latents twice as fine as SD's
+        cells = latent_mask(geometry.mask, codec.downsample_factor)
+        latent_mask_t = torch.from_numpy(cells.astype(np.float32))[None, None, None]
+        if latent_masked:
+            masked_t = torch.where(latent_mask_t[0, 0] > 0.5, black[None], torch.cat(prefilled))
+        else:
+            masked_t = torch.cat(masked)
+        if options.init != "prefill":
+            prefilled = []
         if not self.unet.config.global_context:
             global_latents = None
         elif stretch:
@@ -406,9 +428,6 @@ class M3DDMPipeline(DiffusionPipeline):
             global_latents = enc[[unique.index(i) for i in order]]
         else:
             global_latents = masked_t[global_frame_indices(n, options.num_global_frames)]
-        # the codec's own factor: our factor-4 codecs have latents twice as fine as SD's
-        cells = latent_mask(geometry.mask, codec.downsample_factor)
-        latent_mask_t = torch.from_numpy(cells.astype(np.float32))[None, None, None]
         return EncodedVideo(masked_t, torch.cat(prefilled) if prefilled else None, black, global_latents, latent_mask_t)
 
     @torch.no_grad()
@@ -514,6 +533,7 @@ class M3DDMPipeline(DiffusionPipeline):
                     official_compat=options.official_compat,
                     branches=options.branches, on_step=_step_counter(bar, len(batch_windows)),
                     noise_share=options.noise_share, shared_noise=shared_noise,
+                    replace_known=options.replace_known,
                 )
                 stats["unet_calls"] += steps * calls_per_step * len(batch_windows)
                 for row, window in enumerate(batch_windows):

@@ -25,30 +25,31 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from m3ddm.conditioning import model_input
 from m3ddm.errors import UserError
 from m3ddm.models.attention import GlobalContext
-
-# Stable Diffusion's training schedule (the one M3DDM was fine-tuned with).
-SD_SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                   prediction_type="epsilon")
+from m3ddm.schedule import PAPER_SCHEDULE, NoiseSchedule
 
 SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict]] = {
-    "pndm": (PNDMScheduler, dict(skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)),
-    "ddim": (DDIMScheduler, dict(set_alpha_to_one=False, steps_offset=1, clip_sample=False)),
-    "dpmpp": (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver++", solver_order=2, steps_offset=1)),
-    "euler": (EulerDiscreteScheduler, dict(steps_offset=1)),
+    "pndm": (PNDMScheduler, dict(skip_prk_steps=True, set_alpha_to_one=False)),
+    "ddim": (DDIMScheduler, dict(set_alpha_to_one=False, clip_sample=False)),
+    "dpmpp": (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver++", solver_order=2)),
+    "euler": (EulerDiscreteScheduler, dict()),
 }
 
 
 def make_scheduler(name: str, base: SchedulerMixin | dict | None = None) -> SchedulerMixin:
-    """A diffusers scheduler by short name, on SD's schedule (or on ``base``'s betas when given)."""
+    """A diffusers scheduler by short name, on the noise schedule of ``base`` (a model's scheduler or its config:
+    betas, prediction type, zero terminal SNR, spacing), or on the paper's schedule without one."""
     if name not in SCHEDULERS:
         raise UserError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
     cls, extra = SCHEDULERS[name]
-    config = dict(SD_SCHEDULE)
+    schedule = PAPER_SCHEDULE
     if base is not None:
-        base_config = base.config if hasattr(base, "config") else base
-        for key in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type"):
-            if key in base_config:
-                config[key] = base_config[key]
+        schedule = NoiseSchedule.from_config(dict(base.config if hasattr(base, "config") else base))
+    config = schedule.config()
+    if schedule.rescale_betas_zero_snr and name == "pndm":
+        raise UserError("this model was trained with a zero-terminal-SNR schedule, which PNDM cannot sample; "
+                        "use --scheduler dpmpp, ddim or euler")
+    if not schedule.rescale_betas_zero_snr:
+        config.pop("rescale_betas_zero_snr")  # PNDM has no such option
     return cls.from_config({**config, **extra})
 
 
@@ -188,6 +189,7 @@ def sample_windows(
     on_step: Callable[[int, int], None] | None = None,
     noise_share: float = 0.0,
     shared_noise: torch.Tensor | None = None,
+    replace_known: bool = False,
 ) -> torch.Tensor:
     """Denoise W windows from noise to latents ``[W, C, F, h, w]``.
 
@@ -198,6 +200,9 @@ def sample_windows(
     latents are noised to the timestep ``strength`` of the way up and only the last ``round(strength * steps)``
     steps run, so the result stays closer to the pre-fill and costs proportionally fewer UNet calls.
     ``noise_share`` of the starting noise's variance comes from ``shared_noise`` (see ``window_noise``).
+    ``replace_known`` (RePaint-style, Lugmayr et al. 2022): after every step the known cells (mask 0: the known
+    region and guide frames) are reset to the context latents noised to the next timestep with the start noise,
+    and to the context itself at the end, so the generated cells are always denoised next to the true context.
     """
     if len(generators) != batch.num_windows:
         raise ValueError("one generator per window is required")
@@ -226,6 +231,10 @@ def sample_windows(
         model_in = scheduler.scale_model_input(latents, t)
         eps = guided_epsilon(unet, model_in, t, batch, guidance, context, null_row, branches)
         latents = scheduler.step(eps, t, latents).prev_sample
+        if replace_known:
+            known = batch.context.float() if i + 1 == len(timesteps) else \
+                scheduler.add_noise(batch.context.float(), noise, timesteps[i + 1: i + 2])
+            latents = torch.where(batch.mask > 0.5, latents, known.to(latents))
         if on_step is not None:
             on_step(i + 1, len(timesteps))
     return latents

@@ -90,12 +90,14 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, pair, make_clip, frames_to
         "not found": (tmp_path / "missing.mp4", gt, "0.125,0,0.125,0"),
         "leaves no generated region": (pred, gt, "0,0,0,0"),
         "leaves no known region": (pred, gt, "0.5,0,0.5,0"),
-        "in [0, 1)": (pred, gt, "1.5,0,0,0"),
-        "four fractions": (pred, gt, "0.1,0.1"),
+        "pixel pads must be whole numbers": (pred, gt, "1.5,0,0,0"),
+        "mixes fractions": (pred, gt, "0.1,0,6,0"),
+        "zero or positive": (pred, gt, "-0.1,0,0,0"),
+        "four numbers": (pred, gt, "0.1,0.1"),
         "cannot read the pad": (pred, gt, "left,0,0,0"),
     }
     for expected, (p, g, pad) in cases.items():
-        code, out, err = _run(capsys, p, g, "--pad", pad, "--json")
+        code, out, err = _run(capsys, p, g, f"--pad={pad}", "--json")
         assert code == 2, (expected, err)
         assert out == ""
         assert err.startswith("m3ddm score: error:") and expected in err, (expected, err)

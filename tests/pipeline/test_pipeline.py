@@ -207,3 +207,32 @@ def test_vae_slicing_changes_nothing_and_tiling_changes_little(tiny_pipeline):
     assert not tiny_pipeline.vae.use_tiling and np.array_equal(again, base)
     with pytest.raises(UserError, match="VAE batch"):
         tiny_pipeline.outpaint_array(frames, fps=24, pad_px=pad, steps=2, vae_batch=0)
+
+
+def test_tiny_autoencoder_pipeline_masks_context_in_latent_space_as_training_does():
+    """context_encoding "latent_mask" (models trained on a latent cache): known cells are the pre-fill's latents,
+    masked cells the black frame's latent, as the training objective builds them; the whole run works with a
+    32-channel-style codec of the TAEF2 layout."""
+    from m3ddm.codecs import LatentCodec
+    from m3ddm.models import M3DDMUNet
+    from m3ddm.sampling import make_scheduler
+    from m3ddm.schedule import ZERO_SNR_V_SCHEDULE
+
+    torch.manual_seed(2)
+    codec = LatentCodec.tiny_autoencoder(seed=2, latent_channels=8, width=8)
+    unet = M3DDMUNet.from_preset("tiny", in_channels=17, out_channels=8).eval()
+    pipe = M3DDMPipeline(unet=unet, vae=codec.vae, scheduler=make_scheduler("ddim", ZERO_SNR_V_SCHEDULE.config()),
+                         default_size=128, default_steps=2, default_scheduler="ddim", context_encoding="latent_mask")
+    source = ArraySource(_frames(6), 24)
+    options = pipe.resolve(OutpaintOptions(pad="16,0,16,0"), 6)
+    geometry = pipe.geometry_for(source, options)
+    encoded = pipe.encode_video(source, geometry, options)
+    cells = encoded.latent_mask[0, 0].bool()  # [1, h, w]: 1 = generate
+    assert encoded.masked.shape[1] == 8 and cells.any() and (~cells).any()
+    black = encoded.black[None].expand_as(encoded.masked)
+    assert torch.equal(encoded.masked[:, :, cells[0]], black[:, :, cells[0]])
+    assert torch.equal(encoded.masked[:, :, ~cells[0]], encoded.prefilled[:, :, ~cells[0]])
+    out = pipe.outpaint_array(_frames(6), fps=24, pad_px=(16, 0, 16, 0))
+    assert out.shape == (6, 48, 96, 3)
+    with pytest.raises(ValueError, match="context_encoding"):
+        M3DDMPipeline(unet=unet, vae=codec.vae, scheduler=pipe.scheduler, context_encoding="pixels")

@@ -108,3 +108,52 @@ def test_window_noise_share_correlates_frames_and_keeps_unit_variance():
         window_noise(shape, gens, shared=shared, share=1.0)
     with pytest.raises(ValueError, match="shared noise"):
         window_noise(shape, gens, share=0.5)
+
+
+def test_make_scheduler_carries_the_whole_noise_schedule():
+    from m3ddm.schedule import ZERO_SNR_V_SCHEDULE
+
+    base = ZERO_SNR_V_SCHEDULE.config()
+    for name in ("ddim", "dpmpp", "euler"):
+        sched = make_scheduler(name, base)
+        assert sched.config.prediction_type == "v_prediction", name
+        assert sched.config.rescale_betas_zero_snr is True, name
+        assert sched.config.timestep_spacing == "trailing", name
+    ddim = make_scheduler("ddim", base)
+    ddim.set_timesteps(10)
+    assert int(ddim.timesteps[0]) == 999  # trailing: sampling starts where zero-SNR training saw pure noise
+    assert float(ddim.alphas_cumprod[-1]) < 1e-6  # the rescaled betas, not the paper's
+    with pytest.raises(UserError, match="PNDM cannot sample"):
+        make_scheduler("pndm", base)
+    paper = make_scheduler("ddim")
+    assert paper.config.prediction_type == "epsilon" and float(paper.alphas_cumprod[-1]) > 1e-3
+
+
+class ZeroUNet:
+    """A UNet stand-in that predicts zero noise for every row (so the sampler's own arithmetic shows)."""
+
+    def __init__(self, channels=4):
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(global_context=False, out_channels=channels)
+
+    def denoise(self, sample, *args, **kwargs):
+        n, _, f, h, w = sample.shape
+        return torch.zeros(n, 4, f, h, w)
+
+
+def test_replace_known_keeps_the_context_in_the_known_cells():
+    from m3ddm.sampling import sample_windows
+
+    batch = _batch()
+    scheduler = make_scheduler("ddim")
+
+    def run(replace_known):
+        gens = [torch.Generator().manual_seed(i) for i in range(2)]
+        return sample_windows(ZeroUNet(), scheduler, batch, steps=5, generators=gens, guidance=Guidance(1, 1),
+                              init="noise", replace_known=replace_known)
+
+    known = batch.mask < 0.5
+    replaced, plain = run(True), run(False)
+    assert torch.allclose(replaced[known.expand_as(replaced)], batch.context[known.expand_as(replaced)])
+    assert not torch.allclose(plain[known.expand_as(plain)], batch.context[known.expand_as(plain)], atol=1e-2)

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from m3ddm.errors import UserError
+from m3ddm.schedule import NoiseSchedule
 from m3ddm.training import checkpoint as ckpt
 from m3ddm.training import loop
 from m3ddm.training.config import load_config
@@ -156,8 +157,8 @@ def _capture_unet(monkeypatch):
     """Remember the UNet that train() builds, so tests can look at its weights between steps."""
     real = loop.build_unet
 
-    def build(config):
-        unet = real(config)
+    def build(config, *args):
+        unet = real(config, *args)
         _MODELS["unet"] = unet
         return unet
 
@@ -175,7 +176,7 @@ def test_v_prediction_trains_on_v_and_exports_its_scheduler(tiny_config, tmp_pat
     draw = NoiseDraw(torch.randn(z0.shape), torch.tensor([900]))
     zero_model = lambda sample, *args: torch.zeros_like(z0)  # noqa: E731 - the loss is then the target's power
     for kind in ("epsilon", "v_prediction"):
-        scheduler = training_noise_scheduler(kind)
+        scheduler = training_noise_scheduler(NoiseSchedule(prediction_type=kind))
         target = draw.noise if kind == "epsilon" else scheduler.get_velocity(z0, draw.noise, draw.timesteps)
         assert torch.allclose(diffusion_loss(zero_model, scheduler, mb, draw), target.pow(2).mean())
     config = tiny_config({"model": {"prediction_type": "v_prediction"}, "train": {"max_steps": 2}})

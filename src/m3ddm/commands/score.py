@@ -10,18 +10,21 @@ import math
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "score",
-        help="score an outpainted video against the ground truth (full frame and generated region)",
+        help="score an outpainted video against the ground truth (full frame, generated region, seam)",
         description="Compare PRED with GT (video files or frame folders of equal length and size). The pad "
-        "gives the generated border as fractions of the output frame: LEFT,RIGHT of its width, TOP,BOTTOM "
-        "of its height. Prints MSE, PSNR, SSIM, warp error and flicker (and LPIPS with --lpips-weights).",
+        "gives the generated border as fractions of the output frame (LEFT,RIGHT of its width, TOP,BOTTOM "
+        "of its height) or in whole pixels. Prints MSE, PSNR, SSIM, warp error and flicker (and LPIPS with "
+        "--lpips-weights), and the seam metric: the mean step across the edge of the known region over the "
+        "mean step between neighbouring rows/columns just inside it (about 1 = no visible seam). Without GT "
+        "only the seam metric is computed.",
     )
     parser.add_argument("pred", help="the outpainted video (file or frame folder)")
-    parser.add_argument("gt", help="the ground-truth video (file or frame folder)")
+    parser.add_argument("gt", nargs="?", help="the ground-truth video (file or frame folder); optional")
     parser.add_argument(
         "--pad",
         required=True,
         metavar="LEFT,TOP,RIGHT,BOTTOM",
-        help="generated border as fractions of the output frame, e.g. 0.125,0,0.125,0",
+        help="generated border as fractions of the output frame, e.g. 0.125,0,0.125,0, or pixels, e.g. 0,85,0,85",
     )
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--lpips-weights", metavar="PATH", help="local LPIPS-Alex weights (file or folder)")
@@ -52,11 +55,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(json_safe(result), allow_nan=False))
         return 0
-    metrics = list(result["full"])
     print(f"{result['frames']} frames, generated border (px L,T,R,B) = {tuple(result['pad_px'])}")
-    print(f"{'':8s}" + "".join(f"{m:>12s}" for m in metrics))
-    for scope in ("full", "region"):
-        print(f"{scope:8s}" + "".join(f"{_fmt(result[scope].get(m)):>12s}" for m in metrics))
-    for key, reason in result["unavailable"].items():
-        print(f"{key}: {reason}")
+    if "full" in result:
+        metrics = list(result["full"])
+        print(f"{'':8s}" + "".join(f"{m:>12s}" for m in metrics))
+        for scope in ("full", "region"):
+            print(f"{scope:8s}" + "".join(f"{_fmt(result[scope].get(m)):>12s}" for m in metrics))
+    seam = result["seam"]
+    reference = f", ground truth {_fmt(seam['gt'])}" if "gt" in seam else ""
+    print(
+        f"seam    {_fmt(seam['ratio'])} (step across the seam {_fmt(seam['step'])} / step just inside "
+        f"{_fmt(seam['inside'])}; about 1 = no visible seam{reference})"
+    )
+    if "full" in result:
+        for key, reason in result["unavailable"].items():
+            print(f"{key}: {reason}")
+    else:
+        print("no ground truth: only the seam metric")
     return 0

@@ -1,4 +1,5 @@
-"""Per-frame image metrics on frames in [0, 1]: MSE, PSNR and SSIM, on the full frame or a region.
+"""Per-frame image metrics on frames in [0, 1]: MSE, PSNR and SSIM, on the full frame or a region, and the
+seam metric (how much the step across the edge of the known region stands out from the image's own steps).
 
 Conventions (stated in every report):
 
@@ -11,10 +12,14 @@ Conventions (stated in every report):
   (scipy "reflect"). The full-frame SSIM is the mean of the SSIM map without its 5-pixel border (the
   window's "valid" part, as scikit-image); the region SSIM is the mean of the map over the region's pixels,
   border included, because generated strips touch the frame edge.
+* the seam metric (:func:`seam_steps`, :func:`seam_ratio`) needs no ground truth: the mean absolute step across
+  the seam line (between the first known and the last generated row or column) over the mean absolute step
+  between neighbouring rows/columns in the 4 rows/columns just inside the known region; about 1 = no visible seam.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -117,3 +122,61 @@ def frame_scores(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> dict[str
         "full": {"mse": full_mse, "psnr": psnr_from_mse(full_mse), "ssim": float(inner.mean())},
         "region": {"mse": region_mse, "psnr": psnr_from_mse(region_mse), "ssim": _masked_mean(smap, mask)},
     }
+
+
+# ------------------------------------------------------------------------------------------------- the seam
+
+SEAM_DEPTH = 4  # steps between neighbouring rows/columns just inside the known region, per side
+
+
+def seam_steps(frame: np.ndarray, pad_px: Sequence[int], depth: int = SEAM_DEPTH) -> tuple[float, float]:
+    """The two halves of the seam metric of one frame ``[H, W(, C)]``, in [0, 1] units.
+
+    For every side with a generated border (pad > 0), along the known rectangle's edge:
+
+    * *seam step*: the absolute difference between the first known row (column) and the generated row (column)
+      next to it, e.g. ``|f[y, L] - f[y, L - 1]|`` for the left side and every known row ``y``;
+    * *inside step*: the absolute difference between neighbouring rows (columns) just inside the known region,
+      ``|f[y, L + k + 1] - f[y, L + k]|`` for ``k = 0 .. depth - 1`` (fewer when the known region is narrower).
+
+    Returns (mean seam step, mean inside step), each pooled over sides, positions and channels. Their ratio is
+    the seam metric (:func:`seam_ratio`).
+    """
+    f = to_unit(np.asarray(frame))
+    if f.ndim == 2:
+        f = f[..., None]
+    height, width = f.shape[:2]
+    left, top, right, bottom = (int(p) for p in pad_px)
+    x0, x1, y0, y1 = left, width - right, top, height - bottom
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise ValueError(f"pad {tuple(pad_px)} leaves no known region in a {width}x{height} frame")
+    # every side as (the known region seen from that side, rows = distance from its edge)
+    known = f[y0:y1, x0:x1]
+    sides = []
+    if top > 0:
+        sides.append((f[y0 - 1, x0:x1], known))
+    if bottom > 0:
+        sides.append((f[y1, x0:x1], known[::-1]))
+    if left > 0:
+        sides.append((f[y0:y1, x0 - 1], known.transpose(1, 0, 2)))
+    if right > 0:
+        sides.append((f[y0:y1, x1], known.transpose(1, 0, 2)[::-1]))
+    seam_sum = seam_count = inside_sum = inside_count = 0.0
+    for outside, inward in sides:
+        seam = np.abs(inward[0] - outside)
+        seam_sum, seam_count = seam_sum + float(seam.sum()), seam_count + seam.size
+        steps = np.abs(np.diff(inward[: depth + 1], axis=0))
+        inside_sum, inside_count = inside_sum + float(steps.sum()), inside_count + steps.size
+    if not seam_count:
+        raise ValueError(f"pad {tuple(pad_px)} has no generated border")
+    inside = inside_sum / inside_count if inside_count else float("nan")
+    return seam_sum / seam_count, inside
+
+
+def seam_ratio(seam_step: float, inside_step: float) -> float:
+    """Seam step / inside step: about 1 when the seam cannot be told from any other row or column of the image,
+    above 1 for a visible seam, below 1 when the border starts flatter than the image (``replicate``: 0). NaN when
+    the inside is flat (no step to compare with)."""
+    if not math.isfinite(inside_step) or inside_step < 1e-12:
+        return float("nan")
+    return float(seam_step / inside_step)

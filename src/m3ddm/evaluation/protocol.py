@@ -25,7 +25,7 @@ import numpy as np
 from m3ddm.errors import UserError
 from m3ddm.evaluation.baselines import Method, resolve_method
 from m3ddm.evaluation.fvd import I3DFeatures, fvd_from_features
-from m3ddm.evaluation.metrics import frame_scores, region_mask
+from m3ddm.evaluation.metrics import frame_scores, region_mask, seam_ratio, seam_steps
 from m3ddm.evaluation.temporal import FLOW_ESTIMATED_ON, temporal_scores
 
 DIRECTIONS = ("horizontal", "vertical", "all", "left", "right", "top", "bottom")
@@ -33,6 +33,7 @@ DEFAULT_RATIOS = (0.25, 0.666)
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 IMAGE_METRICS = ("mse", "psnr", "ssim")
 TEMPORAL_METRICS = ("warp_error", "flicker")
+SEAM_METRICS = ("ratio", "step", "inside")  # score_video's "seam": the seam metric and its two halves
 SCOPES = ("full", "region")
 REGION_FILL = 128  # the known rectangle's value in region-only FVD inputs
 
@@ -51,6 +52,11 @@ PROTOCOL_NOTES = {
     "fvd": "Kinetics-400 I3D, 16 uniformly sampled frames per video, TF1 bilinear resize to 224x224, "
     "features = the 400 logits; Frechet distance in float64; region FVD paints the known rectangle "
     "mid-grey in prediction and ground truth",
+    "seam": "seam ratio = mean absolute step across the seam line (first known row/column vs the generated "
+    "one next to it) / mean absolute step between neighbouring rows/columns in the 4 just inside the known "
+    "region, pooled over the sides with a border, the positions along them, the channels and the frames "
+    "(values in [0, 1]; no ground truth needed); about 1 = no visible seam, above = a visible seam, below = "
+    "a border flatter than the image (replicate: 0); 'gt' is the same statistic of the ground truth",
     "temporal": "warp error = mean squared difference between frame t and frame t-1 warped by Farneback "
     f"flow estimated on the {FLOW_ESTIMATED_ON} (occlusions removed by a forward-backward check); "
     "flicker = mean absolute difference of consecutive frames",
@@ -178,7 +184,8 @@ def _mean(values: Sequence[float]) -> float:
 def score_video(
     pred: np.ndarray, gt: np.ndarray, pad_px: Sequence[int], lpips_model: Any | None = None
 ) -> dict[str, Any]:
-    """Scores of one predicted video: ``{"full": {...}, "region": {...}, "frames": F, "per_frame": ...}``."""
+    """Scores of one predicted video: ``{"full": {...}, "region": {...}, "seam": {...}, "frames": F,
+    "per_frame": ...}``; ``seam`` is :func:`seam_scores` of the prediction plus ``gt``, the ground truth's ratio."""
     if pred.shape != gt.shape:
         raise UserError(f"prediction {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in size or length")
     if len(gt) == 0:
@@ -205,8 +212,27 @@ def score_video(
     for scope in SCOPES:
         result[scope] = {metric: _mean(values) for metric, values in per_frame[scope].items()}
         result[scope].update(temporal[scope])
+    seam = seam_scores(pred, pad_px)
+    per_frame["seam"] = seam.pop("per_frame")
+    result["seam"] = {**seam, "gt": seam_scores(gt, pad_px)["ratio"]}
     result["per_frame"] = per_frame
     return result
+
+
+def seam_scores(frames: np.ndarray, pad_px: Sequence[int]) -> dict[str, Any]:
+    """The seam metric of a video ``[F, H, W, C]`` whose known rectangle is inside ``pad_px``:
+    ``{"ratio", "step", "inside", "per_frame": {"ratio": [...], "step": [...], "inside": [...]}}``.
+
+    ``step`` and ``inside`` are means over frames; the video's ``ratio`` is ``step / inside`` (pooled, so a
+    nearly flat frame does not dominate it); the per-frame ratios are each frame's own."""
+    steps = [seam_steps(frame, pad_px) for frame in frames]
+    per_frame = {
+        "ratio": [seam_ratio(s, i) for s, i in steps],
+        "step": [s for s, _ in steps],
+        "inside": [i for _, i in steps],
+    }
+    step, inside = _mean(per_frame["step"]), _mean(per_frame["inside"])
+    return {"ratio": seam_ratio(step, inside), "step": step, "inside": inside, "per_frame": per_frame}
 
 
 def per_frame_rows(
@@ -334,7 +360,7 @@ def run_evaluation(config: EvalConfig, log: Callable[[str], None] = lambda _: No
                 records.append({**record, **scores})
                 log(
                     f"    ratio {rkey} {name}: region PSNR {scores['region']['psnr']:.2f} dB, "
-                    f"SSIM {scores['region']['ssim']:.4f} ({seconds:.1f} s)"
+                    f"SSIM {scores['region']['ssim']:.4f}, seam {scores['seam']['ratio']:.2f} ({seconds:.1f} s)"
                 )
                 outputs[name] = pred
             if fvd_inputs:
@@ -378,7 +404,9 @@ def summarise(
     fvd_reason: str | None,
     lpips_reason: str | None,
 ) -> list[dict[str, Any]]:
-    """One row per (method, ratio or "all", scope): clip means, FVD, and "n/a (...)" where unavailable."""
+    """One row per (method, ratio or "all", scope): clip means, FVD, and "n/a (...)" where unavailable. The
+    full-frame rows also carry the seam metric: ``seam_ratio``, ``seam_step``, ``seam_inside`` and ``seam_gt``
+    (the ground truth's ratio), NaN on the region rows."""
     rows = []
     groups = [(_ratio_key(r), [r]) for r in ratios] + ([("all", list(ratios))] if len(ratios) > 1 else [])
     for method in methods:
@@ -392,6 +420,10 @@ def summarise(
                 row["fvd"] = fvd_reason or _fvd_for(
                     features[scope], gt_features[scope], method, [_ratio_key(r) for r in members]
                 )
+                # the seam lies on the frame, not in a scope: its columns are filled on the full-frame rows
+                for metric in (*SEAM_METRICS, "gt"):
+                    values = [r["seam"][metric] for r in chosen if "seam" in r] if scope == "full" else []
+                    row[f"seam_{metric}"] = _mean(values)
                 rows.append(row)
     return rows
 
@@ -408,30 +440,39 @@ def _fvd_for(features, gt_features, method: str, rkeys: Sequence[str]) -> float 
 
 
 def parse_pad_fractions(text: str) -> tuple[float, float, float, float]:
-    """``"L,T,R,B"`` fractions of the output frame (left/right of its width, top/bottom of its height)."""
+    """``"L,T,R,B"``: fractions of the output frame (left/right of its width, top/bottom of its height), all in
+    [0, 1); or whole pixels, all whole numbers with at least one >= 1 (as ``m3ddm outpaint --pad``). Pixels come
+    back as floats >= 1, which :func:`pad_fractions_to_px` keeps as they are."""
     parts = [p.strip() for p in str(text).split(",")]
+    example = "such as 0.125,0,0.125,0 (fractions) or 40,0,40,0 (pixels)"
     try:
         values = tuple(float(p) for p in parts)
     except ValueError:
-        raise UserError(
-            f"cannot read the pad {text!r}; use four fractions LEFT,TOP,RIGHT,BOTTOM such as 0.125,0,0.125,0"
-        ) from None
+        raise UserError(f"cannot read the pad {text!r}; use four numbers LEFT,TOP,RIGHT,BOTTOM {example}") from None
     if len(values) != 4:
-        raise UserError(f"the pad needs four fractions LEFT,TOP,RIGHT,BOTTOM, got {len(values)} in {text!r}")
-    if not all(math.isfinite(v) and 0 <= v < 1 for v in values):
-        raise UserError(f"pad fractions must be in [0, 1), got {text!r}")
+        raise UserError(f"the pad needs four numbers LEFT,TOP,RIGHT,BOTTOM, got {len(values)} in {text!r}")
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise UserError(f"pads must be zero or positive, got {text!r}")
+    if any(v >= 1 and v != int(v) for v in values):
+        raise UserError(f"pixel pads must be whole numbers, got {text!r}; use four numbers {example}")
+    if any(v >= 1 for v in values) and any(0 < v < 1 for v in values):
+        raise UserError(f"the pad {text!r} mixes fractions (< 1) and pixels (>= 1); use one kind, {example}")
     return values  # type: ignore[return-value]
 
 
 def pad_fractions_to_px(fractions: Sequence[float], height: int, width: int) -> tuple[int, int, int, int]:
-    """Fractions of the output frame -> whole pixels; UserError when no region or no known pixel is left."""
+    """Fractions of the output frame (or whole pixels, when any value is >= 1) -> whole pixels; UserError when no
+    region or no known pixel is left."""
     left, top, right, bottom = fractions
-    pads = (
-        int(round(left * width)),
-        int(round(top * height)),
-        int(round(right * width)),
-        int(round(bottom * height)),
-    )
+    if any(v >= 1 for v in fractions):
+        pads = (int(left), int(top), int(right), int(bottom))
+    else:
+        pads = (
+            int(round(left * width)),
+            int(round(top * height)),
+            int(round(right * width)),
+            int(round(bottom * height)),
+        )
     if sum(pads) == 0:
         raise UserError(f"the pad {tuple(fractions)} leaves no generated region in a {width}x{height} frame")
     if pads[0] + pads[2] >= width or pads[1] + pads[3] >= height:
@@ -441,7 +482,7 @@ def pad_fractions_to_px(fractions: Sequence[float], height: int, width: int) -> 
 
 def score_files(
     pred_path: str | os.PathLike,
-    gt_path: str | os.PathLike,
+    gt_path: str | os.PathLike | None,
     pad: str | Sequence[float],
     *,
     lpips_weights: str | os.PathLike | None = None,
@@ -450,10 +491,23 @@ def score_files(
 ) -> dict[str, Any]:
     """Score an existing prediction (video file or frame folder) against its ground truth.
 
-    Returns ``{"full": {...}, "region": {...}, "frames": N, "pad_px": [...], "unavailable": {...}}``.
+    Returns ``{"full": {...}, "region": {...}, "seam": {...}, "frames": N, "pad_px": [...], "unavailable":
+    {...}}``. Without a ground truth (``gt_path`` None) only the seam metric is computed: ``{"seam": {...},
+    "frames": N, "pad_px": [...], "unavailable": {...}}``.
     """
     fractions = parse_pad_fractions(pad) if isinstance(pad, str) else tuple(pad)
     pred, _ = read_video(pred_path, max_frames)
+    if gt_path is None:
+        pads = pad_fractions_to_px(fractions, pred.shape[1], pred.shape[2])
+        seam = seam_scores(pred, pads)
+        seam.pop("per_frame")
+        reason = "n/a (no ground truth given)"
+        return {
+            "seam": seam,
+            "frames": int(len(pred)),
+            "pad_px": list(pads),
+            "unavailable": {name: reason for name in (*IMAGE_METRICS, "lpips", *TEMPORAL_METRICS, "fvd")},
+        }
     gt, _ = read_video(gt_path, max_frames)
     if len(pred) != len(gt):
         raise UserError(f"prediction has {len(pred)} frames but ground truth has {len(gt)}")
@@ -471,6 +525,7 @@ def score_files(
     return {
         "full": scores["full"],
         "region": scores["region"],
+        "seam": scores["seam"],
         "frames": scores["frames"],
         "pad_px": list(pads),
         "unavailable": unavailable,

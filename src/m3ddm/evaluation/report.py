@@ -41,6 +41,15 @@ CSV_COLUMNS = (
     "fvd",
     "warp_error",
     "flicker",
+    "seam_ratio",
+    "seam_step",
+    "seam_inside",
+    "seam_gt",
+)
+SEAM_COLUMNS = (
+    ("seam_ratio", "Seam ratio", "{:.2f}"),
+    ("seam_step", "Seam step", "{:.4f}"),
+    ("seam_inside", "Inside step", "{:.4f}"),
 )
 LINE_COLOUR = (255, 0, 0)  # RGB red
 MAX_VIDEO_WIDTH = 1920
@@ -70,7 +79,8 @@ def _cell(value: Any, fmt: str) -> str:
 
 
 def markdown_tables(summary: Sequence[dict[str, Any]]) -> str:
-    """Table 1 style: rows = methods, one column group per ratio (and "all"), for each scope."""
+    """Table 1 style: rows = methods, one column group per ratio (and "all"), for each scope; then the seam
+    metric (from the full-frame rows) with the ground truth's ratio as the last row."""
     methods = list(dict.fromkeys(row["method"] for row in summary))
     ratios = list(dict.fromkeys(row["ratio"] for row in summary))
     index = {(r["method"], r["ratio"], r["scope"]): r for r in summary}
@@ -89,6 +99,23 @@ def markdown_tables(summary: Sequence[dict[str, Any]]) -> str:
                     cells += [_cell(row.get(key), fmt) for key, _, fmt in columns]
                 parts.append("| " + " | ".join(cells) + " |")
             parts.append("")
+    parts.append("### Seam (1 = no visible seam; the ground truth's own ratio for reference)\n")
+    head = ["Method"] + [f"{name} ({ratio})" for ratio in ratios for _, name, _ in SEAM_COLUMNS]
+    parts.append("| " + " | ".join(head) + " |")
+    parts.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+    for method in methods:
+        cells = [method]
+        for ratio in ratios:
+            row = index.get((method, ratio, "full"), {})
+            cells += [_cell(row.get(key), fmt) for key, _, fmt in SEAM_COLUMNS]
+        parts.append("| " + " | ".join(cells) + " |")
+    if methods:  # the ground truth's ratio is the same in every method's rows
+        cells = ["ground truth"]
+        for ratio in ratios:
+            row = index.get((methods[0], ratio, "full"), {})
+            cells += [_cell(row.get("seam_gt"), "{:.2f}"), "", ""]
+        parts.append("| " + " | ".join(cells) + " |")
+    parts.append("")
     return "\n".join(parts)
 
 

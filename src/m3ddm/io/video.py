@@ -34,8 +34,10 @@ H264_ENCODERS = (
     "h264_amf",
     "h264_mf",
 )
-# Encoder threads for libx264; part of what makes the same frames give the same file anywhere.
-ENCODER_THREADS = 2
+# Encoder threads for libx264: one. With 2 threads the file depended on how fast frames arrived (the same frames,
+# fed with the pipeline's uneven pace, gave other bitstreams, 38 levels apart after decoding); with one thread the
+# same frames give the same file on any machine, whatever the pace, batching or process count.
+ENCODER_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -505,8 +507,8 @@ class VideoWriter:
 
     def _add_video_stream(self, container):
         encoder = self.encoder or pick_h264_encoder()
-        # A fixed thread count: x264's output depends on it (rate control, lookahead), and "auto" follows the
-        # machine's cores, so the same frames would give other files on other machines.
+        # A fixed thread count (ENCODER_THREADS): "auto" follows the machine's cores and more than one thread
+        # follows the arrival pace of frames; either would give other files for the same frames.
         options = {"crf": str(self.crf), "preset": self.preset, "threads": str(ENCODER_THREADS)} \
             if encoder == "libx264" else {}
         if encoder == "h264_nvenc":

@@ -64,12 +64,16 @@ class Stage(nn.Module):
 
 
 class LightImageEncoder(nn.Module):
-    """``[M, 4, h, w]`` latents -> ``[M, 320, ceil(h/2) - 2, ceil(w/2) - 2]`` features (needs h, w >= 5)."""
+    """``[M, C, h, w]`` latents -> ``[M, 320, ceil(h/2) - 2, ceil(w/2) - 2]`` features (needs h, w >= 5).
 
-    def __init__(self):
+    ``latent_channels`` is 4 for SD's VAE (the official layout); codecs with wider latents widen the first stage.
+    """
+
+    def __init__(self, latent_channels: int = 4):
         super().__init__()
+        channels = ((latent_channels, STAGE_CHANNELS[0][1]), *STAGE_CHANNELS[1:])
         self.resnet_layer = nn.ModuleList(
-            Stage(cin, cout, stride) for (cin, cout), stride in zip(STAGE_CHANNELS, STAGE_STRIDES, strict=True)
+            Stage(cin, cout, stride) for (cin, cout), stride in zip(channels, STAGE_STRIDES, strict=True)
         )
         self.convolution = nn.Conv2d(STAGE_CHANNELS[-1][1], CONTEXT_DIM, 3, padding=0)
 

@@ -111,7 +111,7 @@ class M3DDMUNet(ModelMixin, ConfigMixin):
         self.time_embedding = EmbeddingMLP(c0, emb)
         self.fps_proj = SinusoidalProjection(c0, max_period=30, flip_sin_to_cos=flip_sin_to_cos, shift=freq_shift)
         self.fps_embedding = EmbeddingMLP(c0, emb)
-        self.global_img_encoder = LightImageEncoder() if global_context else None
+        self.global_img_encoder = LightImageEncoder(out_channels) if global_context else None
 
         self.down_blocks = nn.ModuleList()
         cout = c0

@@ -19,11 +19,11 @@ from typing import Any
 import yaml
 
 from m3ddm.errors import UserError
+from m3ddm.schedule import PREDICTION_TYPES, TIMESTEP_SPACINGS, NoiseSchedule
 from m3ddm.training.masking import VARIANTS, MaskProbabilities
 
 SHIPPED_CONFIGS = ("tiny-cpu", "official", "default")
 INITS = ("scratch", "checkpoint", "sd")
-PREDICTION_TYPES = ("epsilon", "v_prediction")
 SHORT_VIDEO_POLICIES = ("pad", "skip")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
@@ -72,6 +72,15 @@ class ModelConfig:
     # epsilon a small model learns to ignore the context at the noisiest steps (predicting eps ~ x_t is nearly
     # free there), so samples started from noise drift; v makes those steps predict the clean latent.
     prediction_type: str = "epsilon"
+    # Rescale the betas to zero terminal SNR (training then sees pure noise at t = 999, where sampling starts) and
+    # sample with "trailing" timestep spacing; use with v_prediction (m3ddm.schedule).
+    zero_terminal_snr: bool = False
+    timestep_spacing: str = "leading"
+    min_snr_gamma: float | None = None  # Min-SNR loss weighting (null: unweighted, as the paper)
+
+    def schedule(self) -> NoiseSchedule:
+        return NoiseSchedule(prediction_type=self.prediction_type, rescale_betas_zero_snr=self.zero_terminal_snr,
+                             timestep_spacing=self.timestep_spacing)
 
 
 @dataclass
@@ -298,6 +307,11 @@ def _problems(cfg: TrainConfig) -> list[str]:
     need(m.init in INITS, f"model.init must be one of {INITS} (got {m.init!r})")
     need(m.prediction_type in PREDICTION_TYPES,
          f"model.prediction_type must be one of {PREDICTION_TYPES} (got {m.prediction_type!r})")
+    need(m.timestep_spacing in TIMESTEP_SPACINGS,
+         f"model.timestep_spacing must be one of {TIMESTEP_SPACINGS} (got {m.timestep_spacing!r})")
+    need(m.min_snr_gamma is None or m.min_snr_gamma > 0, "model.min_snr_gamma must be > 0 or null")
+    need(not (m.zero_terminal_snr and m.prediction_type == "epsilon"),
+         "model.zero_terminal_snr needs prediction_type: v_prediction (epsilon is undefined at zero SNR)")
     if m.init in ("checkpoint", "sd"):
         need(m.path is not None, f"model.path is required with model.init: {m.init}")
         if m.path is not None:

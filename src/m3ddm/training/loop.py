@@ -83,16 +83,19 @@ def build_codec(config: TrainConfig):
     return codec.eval()
 
 
-def build_unet(config: TrainConfig):
-    """A fresh preset, a fine-tuning checkpoint, or an inflated SD UNet, with the variant's global context."""
+def build_unet(config: TrainConfig, latent_channels: int = 4):
+    """A fresh preset, a fine-tuning checkpoint, or an inflated SD UNet, with the variant's global context.
+
+    A fresh UNet takes the codec's latents: ``latent_channels`` out, noisy + masked context + mask in."""
     from m3ddm.models import M3DDMUNet
 
     m = config.model
     global_context = m.variant == "m3ddm"
     overrides = dict(m.overrides)
+    channels = {"in_channels": 2 * latent_channels + 1, "out_channels": latent_channels}
     try:
         if m.init == "scratch":
-            unet = M3DDMUNet.from_preset(m.preset, global_context=global_context, **overrides)
+            unet = M3DDMUNet.from_preset(m.preset, global_context=global_context, **{**channels, **overrides})
         elif m.init == "checkpoint":
             unet = M3DDMUNet.from_pretrained(m.path)
             if bool(unet.config.global_context) != global_context:
@@ -212,7 +215,7 @@ def train(
     probs = config.masking.for_variant(config.model.variant)
     entries, failures = ([], []) if config.data.latent_cache and _cache_ready(config) else collect_entries(config)
     set_seed(t.seed)
-    unet = build_unet(config)
+    unet = build_unet(config, codec.latent_channels)
     latent_hw = check_sizes(config, codec, unet)
 
     # accelerate keeps one process-wide state; a second train() call in the same process (tests, notebooks) with
@@ -289,7 +292,7 @@ def train(
     if t.fixed_noise_pool:
         shape = (codec.latent_channels, config.data.num_frames, *latent_hw)
         pool = make_noise_pool(t.fixed_noise_pool, shape, t.seed)
-    noise_scheduler = training_noise_scheduler(config.model.prediction_type)
+    noise_scheduler = training_noise_scheduler(config.model.schedule())
     accelerator.init_trackers("m3ddm")
 
     def save(step: int) -> None:
@@ -325,7 +328,7 @@ def train(
                 draw = draw_noise(mb.latents.shape, gen, pool)
                 sync = accelerator.no_sync(model) if micro < accum - 1 else contextlib.nullcontext()
                 with sync:
-                    loss = diffusion_loss(model, noise_scheduler, mb, draw)
+                    loss = diffusion_loss(model, noise_scheduler, mb, draw, config.model.min_snr_gamma)
                     # One collective per micro-step: every process learns every loss (for the NaN guard and
                     # logging) and the skipped-video count.
                     stats = torch.stack([loss.detach().float(), batch["skipped"].sum().float().to(device)])
@@ -395,7 +398,7 @@ def train(
         if len(set(result.rank_weight_digests)) > 1:
             warnings.warn("processes ended with different weights", RuntimeWarning, stacklevel=2)
         export_model(out, unet, codec, config.to_yaml(), ema, num_global_frames=config.data.num_global_frames,
-                     prediction_type=config.model.prediction_type)
+                     schedule=config.model.schedule(), pipeline_settings=_pipeline_settings(config))
         summary = {"step": result.step, "clips_per_second": result.clips_per_second,
                    "skipped_videos": result.skipped_videos, "bad_steps": result.bad_steps,
                    "num_processes": world, "rank_weight_digests": result.rank_weight_digests,
@@ -407,6 +410,12 @@ def train(
 
 
 # --- helpers -------------------------------------------------------------------------------------------
+
+def _pipeline_settings(config: TrainConfig) -> dict:
+    """Settings the exported pipeline needs to feed the model as it was trained."""
+    # The latent cache masks the context in latent space (black-frame latent in masked cells); inference must too.
+    return {"context_encoding": "latent_mask"} if config.data.latent_cache else {}
+
 
 def _cache_ready(config: TrainConfig) -> bool:
     return (Path(config.data.latent_cache) / "index.json").is_file()
@@ -448,7 +457,7 @@ def _log_preview(config, accelerator, unet, ema, codec, dataset, black_latent, s
     was_training = model.training
     model.eval()
     generated = denoise_preview(model, codec, mb, steps=config.train.sample_steps, seed=config.train.seed,
-                                prediction_type=config.model.prediction_type)
+                                schedule=config.model.schedule())
     model.train(was_training)
     if "frames" in batch:  # show the real pixels, not their round trip through the codec
         from m3ddm.training.objective import to_pixels

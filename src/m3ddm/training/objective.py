@@ -1,7 +1,7 @@
 """The training objective: batch -> 9-channel UNet input, noise, timesteps -> epsilon MSE.
 
-* Noise schedule: Stable Diffusion's scaled-linear betas (0.00085 -> 0.012, 1000 steps), the schedule inference
-  samples with; ``x_t`` comes from diffusers' ``DDPMScheduler.add_noise``.
+* Noise schedule: ``m3ddm.schedule`` (the paper's SD betas, or zero terminal SNR with v-prediction), the schedule
+  inference samples with; ``x_t`` comes from diffusers' ``DDPMScheduler.add_noise``.
 * Latents are the codec's *scaled* latents (``LatentCodec.encode`` applies ``scaling_factor``).
 * Loss: plain epsilon MSE over every latent position, known and masked alike, unweighted (as the paper's eq. 3);
   or, with ``prediction_type="v_prediction"``, the same MSE on v (diffusers' ``get_velocity``).
@@ -18,27 +18,25 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, PNDMScheduler
+from diffusers import DDPMScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from einops import rearrange
 from torch import nn
 
 from m3ddm.conditioning import local_condition, model_input, null_condition
+from m3ddm.sampling import make_scheduler
+from m3ddm.schedule import NUM_TRAIN_TIMESTEPS, PAPER_SCHEDULE, NoiseSchedule
 from m3ddm.training.masking import latent_mask_from_pixels
 
-NUM_TRAIN_TIMESTEPS = 1000
-SCHEDULE = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                num_train_timesteps=NUM_TRAIN_TIMESTEPS)
+
+def training_noise_scheduler(schedule: NoiseSchedule = PAPER_SCHEDULE) -> DDPMScheduler:
+    return DDPMScheduler.from_config(schedule.config())
 
 
-def training_noise_scheduler(prediction_type: str = "epsilon") -> DDPMScheduler:
-    return DDPMScheduler(**SCHEDULE, prediction_type=prediction_type)
-
-
-def inference_scheduler(prediction_type: str = "epsilon") -> PNDMScheduler:
-    """The scheduler written next to an exported model: SD's PNDM with the training betas (and the prediction
-    type the UNet was trained for, which every sampler reads from it)."""
-    return PNDMScheduler(**SCHEDULE, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1,
-                         prediction_type=prediction_type)
+def inference_scheduler(schedule: NoiseSchedule = PAPER_SCHEDULE) -> SchedulerMixin:
+    """The scheduler written next to an exported model, on the training schedule (which every sampler reads from
+    it): SD's PNDM for the paper's schedule, DDIM for zero terminal SNR (which PNDM cannot sample)."""
+    return make_scheduler("ddim" if schedule.rescale_betas_zero_snr else "pndm", schedule.config())
 
 
 def step_generator(seed: int, step: int, micro_step: int, rank: int) -> torch.Generator:
@@ -170,9 +168,12 @@ def make_noise_pool(size: int, sample_shape: tuple[int, ...], seed: int) -> Nois
 
 
 def diffusion_loss(
-    model: nn.Module, scheduler: DDPMScheduler, mb: ModelBatch, draw: NoiseDraw
+    model: nn.Module, scheduler: DDPMScheduler, mb: ModelBatch, draw: NoiseDraw, min_snr_gamma: float | None = None
 ) -> torch.Tensor:
-    """Plain MSE over all latent positions (float32) on epsilon, or on v for a v-prediction scheduler."""
+    """MSE over all latent positions (float32) on epsilon, or on v for a v-prediction scheduler.
+
+    ``min_snr_gamma`` weights each sample by min(SNR, gamma) / SNR (epsilon) or / (SNR + 1) (v), the Min-SNR
+    weighting of Hang et al. 2023; None = unweighted, as the paper."""
     device = mb.latents.device
     noise = draw.noise.to(device)
     timesteps = draw.timesteps.to(device)
@@ -183,4 +184,11 @@ def diffusion_loss(
         target = noise
     sample = model_input(noisy, mb.context, mb.mask)
     prediction = model(sample, timesteps, mb.fps, mb.global_latents, mb.num_global)
-    return F.mse_loss(prediction.float(), target.float())
+    if min_snr_gamma is None:
+        return F.mse_loss(prediction.float(), target.float())
+    per_sample = (prediction.float() - target.float()).pow(2).flatten(1).mean(1)
+    alphas = scheduler.alphas_cumprod.to(device)[timesteps].float()
+    snr = alphas / (1 - alphas).clamp_min(1e-8)
+    denominator = snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr.clamp_min(1e-8)
+    weight = snr.clamp(max=min_snr_gamma) / denominator
+    return (weight * per_sample).mean()

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler
 
 from m3ddm.conditioning import model_input
-from m3ddm.training.objective import SCHEDULE, ModelBatch
+from m3ddm.sampling import make_scheduler
+from m3ddm.schedule import PAPER_SCHEDULE, NoiseSchedule
+from m3ddm.training.objective import ModelBatch
 
 
 @torch.no_grad()
 def denoise_preview(unet, codec, mb: ModelBatch, steps: int = 20, seed: int = 0,
-                    prediction_type: str = "epsilon") -> torch.Tensor:
+                    schedule: NoiseSchedule = PAPER_SCHEDULE) -> torch.Tensor:
     """Generated clip for the first item of ``mb``: pixels in [-1, 1] ``[F, 3, H, W]``."""
-    scheduler = DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1,
-                              prediction_type=prediction_type)
+    scheduler = make_scheduler("ddim", schedule.config())
     scheduler.set_timesteps(steps)
     z0 = mb.latents[:1]
     gen = torch.Generator().manual_seed(seed)

@@ -24,6 +24,12 @@ BACKGROUND_IMAGES = (
     "astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
     "colorwheel", "camera", "moon", "grass", "gravel", "brick", "coins", "clock", "cell",
 )
+# Every natural picture available offline, for training the default model: the above, the rest of scikit-image's
+# photographs, scikit-learn's two sample photos and matplotlib's sample photos ("package:name").
+TRAINING_BACKGROUNDS = (
+    *BACKGROUND_IMAGES, "stereo_motorcycle", "sklearn:china", "sklearn:flower", "matplotlib:grace_hopper",
+    "matplotlib:Minduka_Present_Blue_Pack",
+)
 MOTIONS = ("pan", "zoom", "pan_zoom")
 
 
@@ -39,11 +45,28 @@ class SyntheticVideo:
     num_sprites: int
 
 
-@functools.lru_cache(maxsize=len(BACKGROUND_IMAGES))
-def _background(name: str) -> np.ndarray:
+def _load_picture(name: str) -> np.ndarray:
+    package, _, picture = name.rpartition(":")
+    if package == "sklearn":
+        from sklearn.datasets import load_sample_image  # dev dependency
+
+        return np.asarray(load_sample_image(f"{picture}.jpg"))
+    if package == "matplotlib":
+        from matplotlib import cbook
+
+        suffix = ".png" if picture[0].isupper() else ".jpg"
+        image = np.asarray(cv2.imread(str(cbook.get_sample_data(picture + suffix, asfileobj=False)),
+                                      cv2.IMREAD_COLOR))
+        return image[..., ::-1]
     import skimage.data  # dev dependency; imported lazily so training on real videos does not need it
 
-    image = np.asarray(getattr(skimage.data, name)())
+    image = getattr(skimage.data, picture)()
+    return image[0] if isinstance(image, tuple) else image  # stereo_motorcycle: (left, right, disparity)
+
+
+@functools.lru_cache(maxsize=len(TRAINING_BACKGROUNDS))
+def _background(name: str) -> np.ndarray:
+    image = np.asarray(_load_picture(name))
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
     if image.ndim == 2:
@@ -121,12 +144,13 @@ def synthetic_video(
     width: int = 96,
     fps: float = 24.0,
     max_sprites: int = 3,
+    backgrounds: tuple[str, ...] = BACKGROUND_IMAGES,
 ) -> SyntheticVideo:
-    """Video number ``index`` of the synthetic family ``seed`` (deterministic)."""
+    """Video number ``index`` of the synthetic family ``seed`` (deterministic), over one of ``backgrounds``."""
     if num_frames < 1 or height < 8 or width < 8:
         raise ValueError("synthetic videos need num_frames >= 1 and a size of at least 8x8")
     rng = np.random.default_rng([seed, index, 0x5EED])
-    background = BACKGROUND_IMAGES[int(rng.integers(len(BACKGROUND_IMAGES)))]
+    background = backgrounds[int(rng.integers(len(backgrounds)))]
     motion = MOTIONS[int(rng.integers(len(MOTIONS)))]
     source = _background(background)
     # Work on a source at least ~3x the view so pans have somewhere to go, whatever the output size.

