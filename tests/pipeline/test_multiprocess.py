@@ -1,4 +1,5 @@
-"""Windows of a level sharded over 2 processes (accelerate launch, CPU) give the same video as one process."""
+"""Windows of a level sharded over 2 processes (accelerate launch, CPU) give the same file as one process, and the
+same command run twice gives the same file (the user's file, byte for byte, not only the latents)."""
 
 import os
 import subprocess
@@ -18,6 +19,9 @@ def test_two_processes_equal_one(tiny_pipeline_dir, tmp_path):
     one = subprocess.run([sys.executable, "-m", "m3ddm", *common, "-o", str(tmp_path / "one.mp4")],
                          capture_output=True, text=True, env=env, timeout=600)
     assert one.returncode == 0, one.stderr
+    again = subprocess.run([sys.executable, "-m", "m3ddm", *common, "-o", str(tmp_path / "again.mp4")],
+                           capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
     accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
     two = subprocess.run(
         [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
@@ -30,3 +34,5 @@ def test_two_processes_equal_one(tiny_pipeline_dir, tmp_path):
     b = np.stack(list(open_video_source(tmp_path / "two.mp4").iter_frames()))
     assert a.shape == b.shape == (60, 48, 96, 3)
     assert np.array_equal(a, b)
+    assert (tmp_path / "again.mp4").read_bytes() == (tmp_path / "one.mp4").read_bytes()
+    assert (tmp_path / "two.mp4").read_bytes() == (tmp_path / "one.mp4").read_bytes()
