@@ -184,9 +184,13 @@ def train(
     resume: bool = False,
     max_steps: int | None = None,
     output_dir: str | os.PathLike | None = None,
+    warm_start: str | os.PathLike | None = None,
     on_step_end: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
     """Train (or continue training) and export an inference-ready folder. See the module docstring.
+
+    ``warm_start``: a weights snapshot (``m3ddm.training.snapshot``) that a fresh run starts from; ignored when
+    ``resume`` finds a checkpoint in the output folder (that checkpoint is newer).
 
     ``on_step_end(step, loss)`` is called on every process after each optimizer step (tests use it to simulate
     a crash).
@@ -254,6 +258,14 @@ def train(
     lr_scheduler = get_scheduler(config.optim.lr_scheduler, optimizer=optimizer,
                                  num_warmup_steps=config.optim.lr_warmup_steps, num_training_steps=max_steps)
     ema = EMA(unet, t.ema_decay, t.ema_warmup) if t.ema_decay else None
+    warm = None
+    if warm_start is not None and not (resume and existing is not None):
+        from m3ddm.training.snapshot import load_snapshot
+
+        warm = load_snapshot(warm_start, unet, ema)  # in place: the optimizer keeps its parameters
+        if warm.step >= max_steps:
+            raise UserError(f"the snapshot {warm_start} is at step {warm.step}; max_steps={max_steps} leaves "
+                            "nothing to train")
     model, optimizer = accelerator.prepare(Denoiser(unet), optimizer)
     unet = accelerator.unwrap_model(model).unet
     if ema is not None:
@@ -278,6 +290,11 @@ def train(
         state.world_size = world
         if main:
             logger.info("resuming from %s (step %d)", existing, state.step)
+    elif warm is not None:
+        # the numbering goes on (sample numbers, checkpoint names); the optimizer and LR schedule start afresh
+        state.step, state.clips_seen = warm.step, warm.clips_seen
+        if main:
+            logger.info("warm start from %s (step %d; fresh optimizer, LR warm-up again)", warm_start, warm.step)
     elif resume and main:
         logger.info("no checkpoint in %s: starting from scratch", out)
 

@@ -1,0 +1,64 @@
+"""Weights-only snapshots: made from a checkpoint through the CLI, and a warm start that goes on from them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from m3ddm.cli import main
+from m3ddm.models import M3DDMUNet
+from m3ddm.training import checkpoint as ckpt
+from m3ddm.training.snapshot import EMA_FOLDER, RAW_FOLDER, read_snapshot
+
+
+def test_snapshot_then_warm_start_continues_the_run(tiny_config, tiny_dict, tmp_path, capsys):
+    from m3ddm.training.loop import train
+
+    config = tiny_config()
+    first = tmp_path / "first"
+    train(config, output_dir=first, max_steps=2)
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_dict()))
+
+    snap = tmp_path / "snap"
+    assert main(["train", "--snapshot", str(first), str(snap)]) == 0
+    assert "step 2" in capsys.readouterr().out
+    facts = read_snapshot(snap)
+    assert (facts.step, facts.ema_updates) == (2, 2)
+    raw = M3DDMUNet.from_pretrained(snap / RAW_FOLDER)
+    averaged = M3DDMUNet.from_pretrained(snap / EMA_FOLDER)
+    from safetensors.torch import load_file
+
+    stored = load_file(str(snap / RAW_FOLDER / "diffusion_pytorch_model.safetensors"))
+    weights = {k: v for k, v in stored.items() if "running_" not in k and v.is_floating_point()}
+    assert {v.dtype for v in weights.values()} == {torch.float16}  # small enough to commit (BN statistics stay)
+    final = M3DDMUNet.from_pretrained(first / "unet").state_dict()  # the run's export holds its EMA weights
+    for key, value in averaged.state_dict().items():
+        assert torch.allclose(value.float(), final[key].float(), atol=2e-3, rtol=2e-3), key
+    raw_state, ema_state = raw.state_dict(), averaged.state_dict()
+    assert any(not torch.equal(raw_state[k], ema_state[k]) for k in raw_state)  # two different copies
+
+    second = tmp_path / "second"
+    seen = []
+    result = train(config, output_dir=second, max_steps=4, warm_start=snap,
+                   on_step_end=lambda step, loss: seen.append(step))
+    assert seen == [3, 4] and result.step == 4  # the numbering goes on
+    assert [step for step, _ in ckpt.list_checkpoints(second)] == [4]
+    state = json.loads((ckpt.latest_checkpoint(second) / ckpt.STATE_FILE).read_text())
+    assert state["step"] == 4
+
+    with pytest.raises(Exception, match="nothing to train"):
+        train(config, output_dir=tmp_path / "third", max_steps=2, warm_start=snap)
+
+
+def test_bad_snapshots_are_one_line_errors(tmp_path, capsys):
+    assert main(["train", "--snapshot", str(tmp_path), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no training checkpoint" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    assert main(["train", "--config", "tiny-cpu", "--warm-start", str(tmp_path), "--output-dir",
+                 str(tmp_path / "run")]) == 2
+    assert "not a weights snapshot" in capsys.readouterr().err
