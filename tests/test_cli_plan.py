@@ -63,3 +63,14 @@ def test_plan_requires_frames(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["plan"])
     assert exc.value.code == 2
+
+
+def test_plan_json_gives_every_window_the_length_the_unet_sees(capsys):
+    import json
+
+    from m3ddm.cli import main
+
+    assert main(["plan", "--frames", "100", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    lengths = [w["length"] for level in plan["levels"] for w in level]
+    assert lengths and set(lengths) == {16}

@@ -181,3 +181,17 @@ def test_conditioning_fps_shared_by_training_and_inference():
     assert conditioning_fps(30.0, 3) == 10.0  # exact division survives float error
     assert conditioning_fps(25.0, 225) == 1.0  # our models never see 0
     assert conditioning_fps(25.0, 225, at_least_one=False) == 0.0  # the official driver's fps // stride
+
+
+def test_short_windows_are_padded_to_16_frames_with_the_last_frame():
+    from m3ddm.planning import coarse_to_fine_plan
+
+    for n in (20, 50, 100, 226):
+        plan = coarse_to_fine_plan(n)
+        for w in plan.windows:
+            assert len(w.model_frames) == 16, (n, w)
+            assert set(w.padding) <= {n - 1} and w.model_frames[: len(w.frames)] == w.frames
+            assert w.to_dict()["length"] == 16
+    short = coarse_to_fine_plan(10)
+    assert [len(w.model_frames) for w in short.windows] == [10]  # fewer frames than a window: no padding
+    assert short.windows[0].padding == ()

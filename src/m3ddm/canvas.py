@@ -2,7 +2,9 @@
 
 ``build_canvas`` letterboxes a source frame into the canvas (black outside the known rectangle);
 ``prefill_telea`` is the official pre-fill of the border; ``compose`` puts the generated border around the
-untouched source at the output size, feathering the seam on the generated side only.
+untouched source at the output size, on the generated side of the seam only: a low-frequency colour correction
+(the border is shifted so the model's own rendering of the known region's edge matches the source there) and a
+feather whose width scales with the upscale from the canvas to the output.
 """
 
 from __future__ import annotations
@@ -50,18 +52,24 @@ def prefill_telea(canvas: np.ndarray, mask: np.ndarray, radius: int = 5) -> np.n
     return cv2.inpaint(np.ascontiguousarray(canvas), mask, radius, cv2.INPAINT_TELEA).reshape(canvas.shape)
 
 
-def compose(source: np.ndarray, generated: np.ndarray, geometry: Geometry, feather: int = 4) -> np.ndarray:
+def compose(source: np.ndarray, generated: np.ndarray, geometry: Geometry, feather: int = 4,
+            colour_match: bool = True) -> np.ndarray:
     """Put the generated border around the source at the output size.
 
     ``source`` is the original frame (``src_h x src_w x C`` uint8), ``generated`` the decoded canvas
     (``canvas_h x canvas_w x C`` uint8). Inside the known region the output is the source exactly (at
     full resolution in the default mode). The generated canvas is mapped so that its known rectangle lands
-    exactly on the source's place in the output, then, over ``feather`` pixels outside the known region,
-    the source's edge pixels fade into the generated border so no seam line shows.
+    exactly on the source's place in the output. Then, outside the known region only:
+
+    * ``colour_match``: the decoded canvas also renders the known region, a little blurred and shifted in colour;
+      the difference source - rendering along each edge, smoothed along the edge, is added to the border next to
+      that edge, fading to nothing at the frame's edge, so the band's colour and brightness continue the source's;
+    * over ``feather`` *canvas* pixels (that many times the upscale in output pixels) the source's edge pixels fade
+      into the border, so no seam line shows at any output size.
 
     In the "official" output mode everything stays at the working size: the target is cropped from the
-    canvas and the known region comes from the letterboxed canvas (with ``feather=0`` this is exactly the
-    official ``known * (1 - m) + generated * m``).
+    canvas and the known region comes from the letterboxed canvas (with ``feather=0`` and no colour match this is
+    exactly the official ``known * (1 - m) + generated * m``).
     """
     source = _check_frame(source, geometry.src_h, geometry.src_w, "the source frame")
     generated = _check_frame(generated, geometry.canvas_h, geometry.canvas_w, "the generated canvas")
@@ -73,13 +81,56 @@ def compose(source: np.ndarray, generated: np.ndarray, geometry: Geometry, feath
         # the known rectangle may stick out of the crop by a pixel; take the part inside
         dx, dy = out_known.x0 - (geometry.known.x0 - crop.x0), out_known.y0 - (geometry.known.y0 - crop.y0)
         known_pixels = canvas_known[dy : dy + out_known.h, dx : dx + out_known.w]
+        upscale = 1.0
     else:
         border = _map_canvas_onto_output(generated, geometry)
         same_size = (out_known.w, out_known.h) == (geometry.src_w, geometry.src_h)
         known_pixels = source if same_size else resize(source, out_known.w, out_known.h)
-    out = _feather_outside(border, known_pixels, out_known, feather)
+        upscale = max(out_known.w / geometry.known.w, out_known.h / geometry.known.h, 1.0)
+    band = max(0, round(feather * upscale))
+    if colour_match and feather > 0:
+        border = _match_colour_outside(border, known_pixels, out_known, depth=max(2, band))
+    out = _feather_outside(border, known_pixels, out_known, band)
     out[out_known.slices] = known_pixels
     return out
+
+
+def _match_colour_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, depth: int) -> np.ndarray:
+    """Shift the border's colour so that it continues the source's across each edge of the known rectangle.
+
+    For each side with a border: the offset profile along the edge is the mean of (source - border) over the
+    ``depth`` rows/columns just inside the edge (where ``border`` holds the model's rendering of the source),
+    Gaussian-smoothed along the edge (sigma 4 * depth: low frequencies only, so no structure is copied). It is
+    added to the border on that side with a weight falling linearly from 1 at the edge to 0 at the frame's edge.
+    """
+    out = border.astype(np.float32)
+    height, width = out.shape[:2]
+    diff = known_pixels.astype(np.float32) - out[known.slices]
+    depth_y, depth_x = min(depth, known.h), min(depth, known.w)
+    sigma = 4.0 * depth
+
+    def profile(strip: np.ndarray) -> np.ndarray:  # [length, C] smoothed along its length
+        line = strip.mean(axis=0, keepdims=True)
+        return cv2.GaussianBlur(line, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REPLICATE)[0]
+
+    def fade(count: int) -> np.ndarray:  # weights for rows/cols 1 .. count away from the edge
+        return (1.0 - np.arange(count, dtype=np.float32) / max(count, 1))
+
+    xs = np.clip(np.arange(width) - known.x0, 0, known.w - 1)  # along top/bottom edges, extended past corners
+    ys = np.clip(np.arange(height) - known.y0, 0, known.h - 1)
+    if known.y0 > 0:
+        offset = profile(diff[:depth_y])[xs]
+        out[: known.y0] += fade(known.y0)[::-1, None, None] * offset[None]
+    if known.y1 < height:
+        offset = profile(diff[known.h - depth_y :])[xs]
+        out[known.y1 :] += fade(height - known.y1)[:, None, None] * offset[None]
+    if known.x0 > 0:
+        offset = profile(diff[:, :depth_x].transpose(1, 0, 2))[ys]
+        out[:, : known.x0] += fade(known.x0)[None, ::-1, None] * offset[:, None]
+    if known.x1 < width:
+        offset = profile(diff[:, known.w - depth_x :].transpose(1, 0, 2))[ys]
+        out[:, known.x1 :] += fade(width - known.x1)[None, :, None] * offset[:, None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def _map_canvas_onto_output(canvas: np.ndarray, geometry: Geometry) -> np.ndarray:

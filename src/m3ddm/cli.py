@@ -14,7 +14,7 @@ import sys
 from m3ddm import __version__
 from m3ddm.errors import UserError
 
-SUBCOMMANDS = ("outpaint", "plan", "train", "evaluate", "score", "bench")
+SUBCOMMANDS = ("outpaint", "plan", "train", "evaluate", "score", "bench", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -53,6 +53,9 @@ from m3ddm.sampling import (
 )
 from m3ddm.utils.atomic import atomic_path
 
+if TYPE_CHECKING:
+    from m3ddm.progress import Reporter
+
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -80,7 +83,8 @@ class OutpaintOptions:
     replace_known: bool = False  # RePaint-style: keep the known cells on the context's noisy trajectory
     official_compat: bool = False
     num_global_frames: int | None = None
-    feather: int = 4
+    feather: int = 4  # canvas pixels (scaled by the upscale to the output); --official-output pastes hard (0)
+    colour_match: bool = True  # shift the border's low frequencies to continue the source's colour at the seam
     branches: tuple[str, ...] | None = None  # force a branch set (benchmarks); None = only the needed ones
     # Benchmarks only: redo the official driver's per-window work (read and VAE-encode the window's frames and the
     # global frames again, re-run the global encoder, no key/value cache). The output does not change.
@@ -278,35 +282,18 @@ class M3DDMPipeline(DiffusionPipeline):
         work_dir: str | os.PathLike | None = None,
         resume: bool = False,
         crf: int = 18,
-        progress: bool = False,
+        progress: bool | Reporter = False,
         on_window: Callable[[Window], None] | None = None,
+        **job,
     ) -> OutpaintResult:
-        """Outpaint a video file, frame folder or image to ``output_path`` (video file, image, or folder)."""
-        from m3ddm.io import open_video_source
+        """Outpaint a video file, frame folder or image to ``output_path`` (video file, image, or folder).
 
-        start = time.perf_counter()
-        input_path, output_path = Path(input_path), Path(output_path)
-        _check_paths(input_path, output_path)
-        still = input_path.suffix.lower() in IMAGE_SUFFIXES
-        if still:
-            from m3ddm.io import read_image
+        The file side (paths, time range, writing, previews, progress) lives in ``m3ddm.jobs.outpaint_file``,
+        which takes the further keywords (``start``, ``end``, ``preview``, ``side_by_side``)."""
+        from m3ddm.jobs import outpaint_file
 
-            source = ArraySource(read_image(input_path)[None])
-        else:
-            source = open_video_source(input_path)
-        work = Path(work_dir) if work_dir else output_path.with_name(f".{output_path.name}.m3ddm-work")
-        geometry, latents, stats = self.generate(
-            source, options, work_dir=work, resume=resume, progress=progress, on_window=on_window,
-            source_id=_file_identity(input_path),
-        )
-        if Shard.current().rank == 0:  # with several processes, the first one writes the output
-            frames = self._decoded_frames(source, latents, geometry, options)
-            if options.background_io:  # decode and compose the next frames while this thread encodes the video
-                frames = prefetch(frames)
-            _write_output(frames, output_path, source, input_path, still, crf)
-            _remove_work_dir(work)
-        return OutpaintResult(source.info.num_frames, time.perf_counter() - start, str(output_path),
-                              stats["windows"], stats["unet_calls"], geometry)
+        return outpaint_file(self, input_path, output_path, options, work_dir=work_dir, resume=resume, crf=crf,
+                             progress=progress, on_window=on_window, **job)
 
     def outpaint_array(
         self, frames: np.ndarray, fps: float = 24, pad_px: tuple[int, int, int, int] | None = None,
@@ -450,8 +437,10 @@ class M3DDMPipeline(DiffusionPipeline):
             return per_frame[idx].permute(1, 0, 2, 3)[None].to(device)
 
         for window in windows:
-            idx = list(window.frames)
-            flags = torch.tensor([[f in window.guides for f in idx]], device=device)
+            idx = list(window.model_frames)
+            # padded copies of the last frame are guides once it exists (every level after the first)
+            flags = torch.tensor([[f in window.guides or (j >= len(window.frames) and window.level > 1)
+                                   for j, f in enumerate(idx)]], device=device)
             guides = as_clip(generated, idx)
             ctx, mask = local_condition(as_clip(encoded.masked, idx), encoded.latent_mask.to(device), guides, flags)
             null, null_mask = null_condition(encoded.black.to(device), ctx.shape, guides, flags)
@@ -473,7 +462,7 @@ class M3DDMPipeline(DiffusionPipeline):
         *,
         work_dir: Path | None = None,
         resume: bool = False,
-        progress: bool = False,
+        progress: bool | Reporter = False,
         on_window: Callable[[Window], None] | None = None,
         source_id: str = "array",
     ) -> tuple[Geometry, torch.Tensor, dict]:
@@ -515,7 +504,7 @@ class M3DDMPipeline(DiffusionPipeline):
         calls_per_step = len(guidance.coefficients(context is not None)) if options.branches is None \
             else len(options.branches)
         steps = steps_run(options.steps, options.strength)
-        bar = _progress_bar(plan, steps, done, progress and shard.rank == 0)
+        bar = _progress_bar(plan, steps, done, progress if shard.rank == 0 else False, calls_per_step)
         stats = {"windows": len(plan.windows), "unet_calls": 0}
         for level in plan.levels:
             # Level 1 chains (each window guides the next): one process runs it. Later levels are independent:
@@ -580,7 +569,10 @@ class M3DDMPipeline(DiffusionPipeline):
         for start in range(0, latents.shape[0], step):
             canvases = _to_uint8(codec.decode(latents[start: start + step]))
             for canvas in canvases:
-                yield compose(next(frames), canvas, geometry, feather=options.feather)
+                # --official-output is the official hard paste: no feather, no colour correction
+                official = options.official_output
+                yield compose(next(frames), canvas, geometry, feather=0 if official else options.feather,
+                              colour_match=options.colour_match and not official)
 
 
 # ------------------------------------------------------------------------------------------- resume state
@@ -636,7 +628,7 @@ def _batches(windows: list[Window], limit: int) -> Iterator[list[Window]]:
     for window in windows:
         fits = (
             batch and len(batch) < max(1, limit) and window.level == batch[0].level
-            and len(window.frames) == len(batch[0].frames)
+            and len(window.model_frames) == len(batch[0].model_frames)
             and not set(window.depends_on) & {w.id for w in batch}
         )
         if batch and not fits:
@@ -682,59 +674,18 @@ class Shard:
         return torch.where(level_frames[:, None, None, None], contribution, generated)
 
 
-def _progress_bar(plan: Plan, steps: int, done: set[int], enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
+def _progress_bar(plan: Plan, steps: int, done: set[int], progress: bool | Reporter, branches: int = 1):
+    """The step counter of a run (``update(windows)`` per step, ``close()``), from a Reporter or True (a bar)."""
+    from m3ddm.progress import Reporter
 
-    remaining = sum(1 for w in plan.windows if w.id not in done)
-    return tqdm(total=remaining * steps, unit="step", desc=f"{remaining} windows", dynamic_ncols=True)
+    if progress is True:
+        progress = Reporter("bar")
+    if not isinstance(progress, Reporter) or not progress.enabled:
+        return None
+    remaining = [w for w in plan.windows if w.id not in done]
+    levels = len({w.level for w in remaining})
+    return progress.generating(len(remaining), levels, steps, branches, len(remaining) * steps * branches)
 
 
 def _step_counter(bar, windows: int) -> Callable[[int, int], None] | None:
     return None if bar is None else (lambda step, total: bar.update(windows))
-
-
-def _check_paths(input_path: Path, output_path: Path) -> None:
-    if not input_path.exists():
-        raise UserError(f"input not found: {input_path}")
-    if output_path.exists() and output_path.resolve() == input_path.resolve():
-        raise UserError("the output path is the input path; choose another output")
-    parent = output_path.parent if str(output_path.parent) else Path(".")
-    if parent.exists() and not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write to {parent}")
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"{parent} is not a folder")
-
-
-def _write_output(frames: Iterator[np.ndarray], output_path: Path, source, input_path: Path, still: bool,
-                  crf: int) -> None:
-    from m3ddm.io import VideoWriter, write_frame_folder
-
-    suffix = output_path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
-        import cv2
-
-        frame = next(iter(frames))
-        with atomic_path(output_path) as tmp:
-            if not cv2.imwrite(str(tmp), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-                raise UserError(f"cannot write the image {output_path}")
-        return
-    if suffix == "":
-        write_frame_folder(output_path, frames, fps=source.info.fps)
-        return
-    info = source.info
-    audio_from = input_path if getattr(info, "has_audio", False) and not still else None
-    frames = iter(frames)
-    first = next(frames)
-    with VideoWriter(output_path, info.fps, first.shape[1], first.shape[0], crf=crf, audio_from=audio_from) as writer:
-        writer.write(first)
-        for frame in frames:
-            writer.write(frame)
-
-
-def _remove_work_dir(work: Path) -> None:
-    if work.is_dir():
-        for item in work.iterdir():
-            item.unlink(missing_ok=True)
-        work.rmdir()

@@ -76,12 +76,26 @@ def test_fps_and_frame_count_are_exact(make_clip, require_encoder, ext, codec, f
     assert (exact.width, exact.height) == (64, 48)
 
 
-def test_normalize_fps_snaps_measured_rates_only_when_close():
-    assert normalize_fps(Fraction(2997, 100)) == NTSC
-    assert normalize_fps(Fraction(23976, 1000)) == Fraction(24000, 1001)
-    assert normalize_fps(Fraction(250001, 10000)) == 25
-    assert normalize_fps(Fraction(15, 2)) == Fraction(15, 2)
-    assert normalize_fps(Fraction(2997, 100) + Fraction(1, 10)) != NTSC  # 30.07 is not NTSC
+def test_normalize_fps_keeps_exact_ratios_and_snaps_only_inexact_values():
+    # Ratios as containers store them are kept, even when they are close to a standard rate.
+    for exact in (Fraction(2997, 125), Fraction(2997, 100), Fraction(15, 2), NTSC, Fraction(25)):
+        assert normalize_fps(exact) == exact
+    # Values computed from rounded timestamps (large denominators) become the rate they are a hair from.
+    assert normalize_fps(Fraction(29970029, 1000000)) == NTSC
+    assert normalize_fps(Fraction(250000001, 10000000)) == 25
+    assert normalize_fps(Fraction(75000001, 10000000)) == Fraction(15, 2)
+    assert normalize_fps(Fraction(250001, 10000)) == Fraction(250001, 10000)  # 25.0001 is not 25
+    assert normalize_fps(29.97) == NTSC and normalize_fps(12.5) == Fraction(25, 2)
+
+
+def test_a_rate_near_ntsc_is_kept_through_reading_and_writing(make_clip, tmp_path):
+    # 2997/125 fps is 1e-6 away from 24000/1001: it used to come back as 24000/1001.
+    rate = Fraction(2997, 125)
+    path = make_clip("near.mp4", frames=12, fps=rate)
+    info = probe_video(path, exact=True)
+    assert info.fps == rate and info.timing is None
+    write_video(tmp_path / "out.mp4", iter_frames(path), info.fps)
+    assert probe_video(tmp_path / "out.mp4", exact=True).fps == rate
 
 
 def test_probe_reports_codec_audio_and_start(make_clip):

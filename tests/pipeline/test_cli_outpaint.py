@@ -88,3 +88,170 @@ def test_single_image_is_outpainted_as_a_still(tiny_pipeline_dir, tmp_path):
     result = cv2.imread(str(out))
     assert result.shape == (48, 96, 3)
     assert np.array_equal(result[:, 16:80], cv2.imread(str(image)))
+
+
+# --- issue 13: timing, time ranges, progress, batches, controls ------------------------------------------
+
+TINY = ["--ratio", "9:16", "--steps", "1", "--batch-windows", "8", "--strides", "1"]
+
+
+def _frame_times(path) -> tuple[list[float], float]:
+    """(each frame's time after the first, the video stream's duration) as a player reads them."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stamps = [frame.pts * stream.time_base for frame in container.decode(stream)]
+        return [float(s - stamps[0]) for s in stamps], float(stream.duration * stream.time_base)
+
+
+def test_variable_frame_rate_input_keeps_its_timestamps_duration_and_audio(tiny_pipeline_dir, tmp_path):
+    from m3ddm.io.testing import decode_audio, make_vfr_video, onset_seconds
+
+    times = [0.0, 0.04, 0.2, 0.23, 0.9, 0.95, 1.0, 1.7, 1.733, 1.766, 2.5, 2.6, 3.9, 3.95, 4.0, 6.0, 6.1, 6.2]
+    source = make_vfr_video(tmp_path / "phone.mkv", times, end=6.3, audio="aac", beep_at=1.2)
+    out = tmp_path / "out.mp4"
+    assert main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, "--quiet", *TINY]) == 0
+    got, duration = _frame_times(out)
+    assert len(got) == len(times)
+    assert np.abs(np.array(got) - times).max() <= 1e-3 + 1e-9  # within one tick of the source (1 ms)
+    assert duration == pytest.approx(6.3, abs=1e-3)
+    samples, rate, first = decode_audio(out)
+    assert onset_seconds(samples, rate, first) == pytest.approx(1.2, abs=0.003)
+
+
+def test_exact_rate_and_frame_folder_fps(tiny_pipeline_dir, tmp_path):
+    from fractions import Fraction
+
+    source = make_test_video(tmp_path / "near.mp4", frames=10, size=(64, 48), fps=Fraction(2997, 125))
+    video, folder = tmp_path / "out.mp4", tmp_path / "frames"
+    for out in (video, folder):
+        assert main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, "--quiet", *TINY]) == 0
+    assert probe_video(video, exact=True).fps == Fraction(2997, 125)  # not snapped to 24000/1001
+    assert (folder / "fps.txt").read_text().strip() == "2997/125"
+    assert open_video_source(folder).info.num_frames == 10
+
+
+@pytest.mark.parametrize(("span", "frames", "beep"), [(["--start", "1", "--end", "3"], 50, 0.5),
+                                                       (["--start", "0:03.5"], 12, None),
+                                                       (["--end", "0.5"], 13, None)])
+def test_time_range_gives_its_frames_and_audio(span, frames, beep, tiny_pipeline_dir, tmp_path):
+    from m3ddm.io.testing import decode_audio, onset_seconds
+
+    source = make_test_video(tmp_path / "clip.mp4", frames=100, size=(64, 48), fps=25, audio="aac",
+                             beep_at=1.5 if beep is not None else None)
+    out = tmp_path / "out.mp4"
+    assert main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, "--quiet", *TINY,
+                 *span]) == 0
+    assert probe_video(out, exact=True).num_frames == frames
+    facts = audio_stream_facts(out)
+    # Copied AAC ends within one packet (1024 samples at 44.1 kHz) after the video.
+    assert frames / 25 - 1e-3 <= facts["duration"] <= frames / 25 + 1024 / 44100 + 1e-3
+    if beep is not None:  # the sound moved with the pictures: the beep at 1.5 s of the source is at 0.5 s
+        samples, rate, first = decode_audio(out)
+        assert onset_seconds(samples, rate, first) == pytest.approx(beep, abs=0.003)
+
+
+@pytest.mark.parametrize(("span", "message"), [(["--start", "5"], "no frame"),
+                                               (["--start", "2", "--end", "1"], "must be after"),
+                                               (["--start", "soon"], "")])
+def test_bad_time_range_is_one_line(span, message, tiny_pipeline_dir, tmp_path, capsys):
+    source = make_test_video(tmp_path / "clip.mp4", frames=10, size=(64, 48), fps=25)
+    out = tmp_path / "out.mp4"
+    try:
+        code = main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, *TINY, *span])
+    except SystemExit as exit_:  # argparse refuses a malformed time itself
+        code = exit_.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err.splitlines()[-1] and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_log_gets_stage_lines_plan_estimate_and_progress_per_window(tiny_pipeline_dir, tmp_path, capsys):
+    source = make_test_video(tmp_path / "clip.mp4", frames=40, size=(64, 48), fps=25)
+    out = tmp_path / "out.mp4"
+    # stderr is captured here, so it is not a terminal: the run writes lines, not a bar.
+    assert main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, "--ratio", "9:16",
+                 "--steps", "1", "--batch-windows", "1"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    for stage in ("loading:", "encoding:", "generating:", "writing:"):
+        assert any(line.startswith(stage) for line in lines), stage
+    plan = next(line for line in lines if line.startswith("generating:"))
+    assert "windows" in plan and "UNet calls" in plan
+    assert any(line.startswith("estimate: about") for line in lines)
+    windows = [line for line in lines if line.startswith("window ")]
+    total = int(windows[0].split()[1].split("/")[1])
+    assert total >= 2 and len(windows) == total
+    assert all("%" in line and "elapsed" in line and "ETA" in line for line in windows)
+    assert windows[-1].startswith(f"window {total}/{total} (100%)")
+    assert lines.index(plan) < lines.index(windows[0])
+
+
+def test_batch_with_a_bad_file_writes_the_good_ones_and_exits_2(tiny_pipeline_dir, tmp_path, capsys):
+    clips = tmp_path / "clips"
+    make_test_video(clips / "a.mp4", frames=8, size=(64, 48))
+    write_garbage(clips / "b.mp4")
+    make_test_video(clips / "c.mp4", frames=8, size=(64, 48))
+    outs = tmp_path / "outs"
+    code = main(["outpaint", str(clips), str(tmp_path / "missing.mp4"), "-o", str(outs),
+                 "--model", tiny_pipeline_dir, "--quiet", *TINY])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert sorted(p.name for p in outs.iterdir()) == ["a_outpainted.mp4", "c_outpainted.mp4"]  # nothing partial
+    assert probe_video(outs / "a_outpainted.mp4", exact=True).num_frames == 8
+    err = captured.err.strip().splitlines()
+    failed = [line for line in err if line.startswith("m3ddm outpaint: failed:")]
+    assert len(failed) == 2 and "b.mp4" in failed[0] and "missing.mp4" in failed[1]
+    assert "Traceback" not in captured.err
+    assert "2 of 4 inputs outpainted" in err[-1] and "b.mp4" in err[-1]
+    assert captured.out.count("frames in") == 2
+
+
+def test_preview_side_by_side_threads_and_auto_device(tiny_pipeline_dir, tmp_path):
+    import cv2
+    import torch
+
+    source = make_test_video(tmp_path / "clip.mp4", frames=12, size=(64, 48), fps=24, audio="aac")
+    out, sheet, side = tmp_path / "out.mp4", tmp_path / "sheet.png", tmp_path / "side.mp4"
+    threads = (torch.get_num_threads(), cv2.getNumThreads())
+    try:
+        assert main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, "--quiet", *TINY,
+                     "--preview", str(sheet), "--side-by-side", str(side), "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads[0])
+        cv2.setNumThreads(threads[1])
+    info = probe_video(out, exact=True)
+    image = cv2.imread(str(sheet))
+    assert image is not None and image.shape[0] > info.height and image.shape[1] > 2 * info.width
+    both = probe_video(side, exact=True)
+    assert both.num_frames == 12 and both.height == info.height and both.width >= 2 * info.width
+    assert both.has_audio and both.fps == 24
+
+
+def test_preview_with_a_video_name_is_refused_before_any_work(tiny_pipeline_dir, tmp_path, capsys):
+    source = make_test_video(tmp_path / "clip.mp4", frames=4, size=(64, 48))
+    out = tmp_path / "out.mp4"
+    code = main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, *TINY,
+                 "--preview", str(tmp_path / "sheet.mp4")])
+    assert code == 2 and "--preview writes an image" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_help_states_the_real_defaults(capsys):
+    import json
+
+    from m3ddm.commands.outpaint import pick_device
+    from m3ddm.pipeline import DEFAULT_MODEL_DIR
+
+    with pytest.raises(SystemExit):
+        main(["outpaint", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    shipped = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
+    assert f"{shipped['default_size']} for the shipped model" in text
+    assert f"{shipped['default_steps']} for the shipped model" in text
+    assert "auto (default: cuda if available, then mps, else cpu)" in text
+    import torch
+
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert pick_device("auto").type == expected

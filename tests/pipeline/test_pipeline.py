@@ -236,3 +236,21 @@ def test_tiny_autoencoder_pipeline_masks_context_in_latent_space_as_training_doe
     assert out.shape == (6, 48, 96, 3)
     with pytest.raises(ValueError, match="context_encoding"):
         M3DDMPipeline(unet=unet, vae=codec.vae, scheduler=pipe.scheduler, context_encoding="pixels")
+
+
+def test_the_unet_always_sees_16_frames_and_padded_frames_are_not_written(tiny_pipeline):
+    seen = []
+    unet = tiny_pipeline.unet
+    original = unet.denoise
+
+    def spy(sample, *args, **kwargs):
+        seen.append(sample.shape[2])
+        return original(sample, *args, **kwargs)
+
+    unet.denoise = spy
+    try:
+        out = tiny_pipeline.outpaint_array(_frames(20), fps=24, pad_px=(16, 0, 16, 0), strides="1")
+    finally:
+        del unet.denoise
+    assert seen and set(seen) == {16}  # windows of 16 and 5 frames (the second padded with frame 19)
+    assert out.shape == (20, 48, 96, 3)

@@ -1,25 +1,42 @@
-"""`m3ddm outpaint INPUT... -o OUTPUT`: the main job."""
+"""`m3ddm outpaint INPUT... -o OUTPUT`: the main job (one input, or a batch in which a bad input stops nothing)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 from m3ddm.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 DTYPES = ("float32", "float16", "bfloat16")
+# The shipped model's settings, read without importing torch (building the parser must stay quick).
+_SHIPPED_INDEX = Path(__file__).resolve().parent.parent / "weights" / "default" / "model_index.json"
+
+
+def _shipped(key: str, fallback):
+    try:
+        value = json.loads(_SHIPPED_INDEX.read_text()).get(key, fallback)
+    except (OSError, ValueError):
+        return fallback
+    return "/".join(f"{v:g}" for v in value) if isinstance(value, list) else value
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "outpaint", help="outpaint a video (or several) to a new aspect ratio or with explicit padding",
-        description="Outpaint videos with M3DDM's hybrid coarse-to-fine pipeline. Without --model or --unet/--vae "
-                    "the shipped default model is used.",
+        description="Outpaint videos with M3DDM's hybrid coarse-to-fine pipeline. You supply an input video (file, "
+                    "frame folder or image; several, or a folder of videos, for a batch), an output name and a "
+                    "target (--ratio or --pad). Without --model or --unet/--vae the shipped default model is used.",
     )
     p.add_argument("inputs", nargs="+", help="video files, frame folders or images; a folder of videos")
-    p.add_argument("-o", "--output", required=True, help="output file (one input) or output folder (several)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file (.mp4/.mkv/.mov, an image, or a name without extension for a frame folder) for "
+                        "one input; an output folder for several inputs or a folder of videos")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--ratio", help="target aspect ratio W:H, e.g. 9:16, 1:1, 2.39:1")
     target.add_argument("--pad", help="LEFT,TOP,RIGHT,BOTTOM border as fractions (<1) or pixels")
@@ -27,39 +44,85 @@ def register(subparsers) -> None:
     model.add_argument("--model", help="pipeline folder (model_index.json, unet/, vae/, scheduler/)")
     model.add_argument("--unet", help="official-layout UNet folder (with --vae)")
     model.add_argument("--vae", help="SD VAE folder (diffusers AutoencoderKL), with --unet")
-    p.add_argument("--size", type=int, help="working long side in pixels (multiple of 8; model default, e.g. 256)")
+    span = p.add_argument_group("time range")
+    span.add_argument("--start", type=_seconds, metavar="SECONDS",
+                      help="outpaint from this time on (seconds, or [H:]MM:SS.ss; default: the first frame); the "
+                           "audio and the global frames come from the range")
+    span.add_argument("--end", type=_seconds, metavar="SECONDS",
+                      help="outpaint up to this time (frames shown before it; default: the last frame)")
+    p.add_argument("--size", type=int,
+                   help=f"working long side in pixels, a multiple of 8 (default: the model's: "
+                        f"{_shipped('default_size', 160)} for the shipped model, 256 for --unet/--vae)")
     p.add_argument("--canvas", choices=("target", "square"), default="target",
                    help="generate only the target canvas (default) or the official square canvas")
     p.add_argument("--output-size", help="WxH of the output (default: source pixels kept at full resolution)")
     p.add_argument("--official-output", action="store_true", help="everything at the working size, as upstream")
-    p.add_argument("--scheduler", help="dpmpp, ddim, pndm (official, 50 steps) or euler (default: the model's)")
-    p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    p.add_argument("--strides", help="coarse-to-fine strides, e.g. 15,5,1 (default for >= 50 frames); 1 = dense")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--guidance-context", type=float, help="s1 of eq. 4 (default: the model's; the paper's is 2)")
-    p.add_argument("--guidance-global", type=float, help="s2 of eq. 4 (default: the model's; the paper's is 4)")
-    p.add_argument("--batch-windows", type=int, default=4, help="independent windows denoised together")
+    p.add_argument("--scheduler", help=f"dpmpp, ddim, pndm (official, 50 steps) or euler (default: the model's: "
+                                       f"{_shipped('default_scheduler', 'dpmpp')} for the shipped model, pndm for "
+                                       f"--unet/--vae)")
+    p.add_argument("--steps", type=int, help=f"denoising steps (default: the model's: "
+                                             f"{_shipped('default_steps', 20)} for the shipped model, 50 for "
+                                             f"--unet/--vae)")
+    p.add_argument("--strides", help="coarse-to-fine strides, e.g. 15,5,1 (default: 15,5,1 from 50 frames on, "
+                                     "else 1 = dense)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same video (default 0)")
+    p.add_argument("--guidance-context", type=float,
+                   help=f"s1 of eq. 4 (default: the model's: {_shipped('default_guidance', '1/1').split('/')[0]} "
+                        f"for the shipped model, the paper's 2 for --unet/--vae)")
+    p.add_argument("--guidance-global", type=float,
+                   help=f"s2 of eq. 4 (default: the model's: {_shipped('default_guidance', '1/1').split('/')[-1]} "
+                        f"for the shipped model, the paper's 4 for --unet/--vae)")
+    p.add_argument("--batch-windows", type=int, default=4,
+                   help="independent windows denoised together (default 4; the output does not change)")
     p.add_argument("--init", choices=("prefill", "noise"), default="prefill",
-                   help="start from the TELEA pre-fill plus noise (official) or from pure noise")
+                   help="start from the TELEA pre-fill plus noise (default, official) or from pure noise")
     p.add_argument("--strength", type=float,
-                   help="in (0, 1]: noise the pre-fill only this far up and run that share of the steps "
-                        "(image-to-image; default: the model's, 1 = from noise)")
+                   help=f"in (0, 1]: noise the pre-fill only this far up and run that share of the steps "
+                        f"(image-to-image; default: the model's: {_shipped('default_strength', 1.0):g} for the "
+                        f"shipped model, 1 = from noise for --unet/--vae)")
     p.add_argument("--noise-share", type=float,
-                   help="in [0, 1): share of the start noise common to every frame; higher flickers less "
-                        "(default: the model's, 0 = independent noise per frame as the paper)")
+                   help=f"in [0, 1): share of the start noise common to every frame; higher flickers less "
+                        f"(default: the model's: {_shipped('default_noise_share', 0.0):g} for the shipped model, "
+                        f"0 = independent noise per frame as the paper)")
     p.add_argument("--vae-batch", type=int, default=8,
                    help="frames per VAE call (VAE slicing: lower uses less memory; default 8)")
     p.add_argument("--vae-tiling", action="store_true",
                    help="encode and decode in blended tiles (for large working sizes; changes the output slightly)")
     p.add_argument("--official-compat", action="store_true", help="reproduce the official PNDM start (pndm only)")
-    p.add_argument("--global-frames", type=int, help="number of global frames (default 16)")
+    p.add_argument("--global-frames", type=int,
+                   help=f"number of global frames (default: the model's: {_shipped('num_global_frames', 16)} for the "
+                        f"shipped model, 16 for --unet/--vae)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better; default 18)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--dtype", choices=DTYPES, default="float32")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run (same settings)")
-    p.add_argument("--work-dir", help="where resumable state is kept (default: beside the output)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_group = p.add_argument_group("running")
+    run_group.add_argument("--device", default="auto",
+                           help="auto (default: cuda if available, then mps, else cpu), cpu, cuda, cuda:1, mps")
+    run_group.add_argument("--dtype", choices=DTYPES, default="float32", help="model precision (default float32)")
+    run_group.add_argument("--threads", type=int, metavar="N",
+                           help="CPU threads for torch and OpenCV (default: torch's choice, one per core)")
+    run_group.add_argument("--resume", action="store_true", help="continue an interrupted run (same settings)")
+    run_group.add_argument("--work-dir", help="where resumable state is kept (default: a hidden folder beside the "
+                                              "output)")
+    run_group.add_argument("--quiet", action="store_true",
+                           help="no progress (default: a bar on a terminal; otherwise one line per stage and per "
+                                "finished window, with percent, elapsed time and ETA)")
+    look = p.add_argument_group("previews")
+    look.add_argument("--preview", metavar="FILE.png",
+                      help="also write a contact sheet: source and output at a few times, generated region outlined "
+                           "(in a batch, one per output: OUTPUT_FILE.png beside it)")
+    look.add_argument("--side-by-side", metavar="FILE.mp4",
+                      help="also write a video of the source (where it sits in the frame) beside the output "
+                           "(in a batch, one per output: OUTPUT_FILE.mp4 beside it)")
     p.set_defaults(func=run)
+
+
+def _seconds(text: str) -> Fraction:
+    """A time: plain seconds ("90", "1.5") or [H:]MM:SS(.ss); exact, so frame edges do not move by rounding."""
+    match = re.fullmatch(r"\s*(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected seconds or [H:]MM:SS, got {text!r}")
+    first, second, secs = match.groups()
+    hours, minutes = (first, second) if second is not None else (None, first)
+    return Fraction(secs) + 60 * int(minutes or 0) + 3600 * int(hours or 0)
 
 
 def _output_size(text: str | None) -> tuple[int, int] | None:
@@ -72,44 +135,85 @@ def _output_size(text: str | None) -> tuple[int, int] | None:
     return w, h
 
 
-def _expand_inputs(inputs: list[str]) -> list[Path]:
+def _expand_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
+    """The inputs one by one (a folder of videos gives its videos) and whether this is a batch.
+
+    A batch keeps inputs that do not exist or hold nothing: they fail one by one, the others still run.
+    """
     from m3ddm.io import list_frame_files
 
-    paths = []
+    paths: list[Path] = []
+    batch = len(inputs) > 1
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+            videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
             if videos:
                 paths.extend(videos)
+                batch = True  # a folder of videos always writes into an output folder
                 continue
             try:
                 list_frame_files(path)  # a frame folder is one input
             except UserError:
-                raise UserError(f"{path} holds neither videos nor frames") from None
-        elif not path.exists():
+                if not batch:
+                    raise UserError(f"{path} holds neither videos nor frames") from None
+        elif not path.exists() and not batch:
             raise UserError(f"input not found: {path}")
         paths.append(path)
-    return paths
+    return paths, batch
+
+
+def _batch_outputs(inputs: list[Path], output: Path) -> list[Path]:
+    if output.exists() and not output.is_dir():
+        raise UserError(f"several inputs need an output folder, and {output} is a file")
+    output.mkdir(parents=True, exist_ok=True)
+    names: dict[str, int] = {}
+    outputs = []
+    for path in inputs:
+        suffix = path.suffix if path.suffix.lower() in (".mp4", ".mov", ".mkv", ".m4v") else ".mp4"
+        stem = f"{path.stem}_outpainted"
+        count = names[stem] = names.get(stem, 0) + 1
+        outputs.append(output / f"{stem}{'' if count == 1 else f'_{count}'}{suffix}")  # same names from 2 folders
+    return outputs
+
+
+def pick_device(name: str):
+    """``auto``: cuda if available (this process's GPU under accelerate), then mps, else cpu."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA GPU is available")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("--device mps was asked for but no Apple GPU is available")
+    return device
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from m3ddm.jobs import outpaint_batch, outpaint_file
     from m3ddm.pipeline import M3DDMPipeline, OutpaintOptions, Shard
+    from m3ddm.progress import Reporter
 
-    inputs = _expand_inputs(args.inputs)
+    inputs, batch = _expand_inputs(args.inputs)
     output = Path(args.output)
-    if len(inputs) > 1:
-        if output.exists() and not output.is_dir():
-            raise UserError(f"several inputs need an output folder, and {output} is a file")
-        output.mkdir(parents=True, exist_ok=True)
-        outputs = [output / f"{p.stem}_outpainted{p.suffix if p.suffix in VIDEO_SUFFIXES else '.mp4'}"
-                   for p in inputs]
-    else:
-        outputs = [output]
     if args.batch_windows < 1 or (args.steps is not None and args.steps < 1):
         raise UserError("--batch-windows and --steps must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise UserError(f"--end ({float(args.end):g} s) must be after --start ({float(args.start):g} s)")
     options = OutpaintOptions(
         ratio=args.ratio, pad=args.pad, size=args.size, canvas=args.canvas, output_size=_output_size(args.output_size),
         official_output=args.official_output, scheduler=args.scheduler, steps=args.steps, strides=args.strides,
@@ -119,21 +223,43 @@ def run(args: argparse.Namespace) -> int:
         official_compat=args.official_compat,
         num_global_frames=args.global_frames,
     )
+    if args.threads is not None:
+        import cv2
+
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     dtype = getattr(torch, args.dtype)
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        raise UserError(f"unknown device {args.device!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is available")
+    device = pick_device(args.device)
+    speaker = Reporter.for_stream(args.quiet or Shard.current().rank != 0)
+    model_name = args.model or (args.unet and f"{args.unet} + {args.vae}") or "the shipped default model"
+    speaker.stage("model", f"{model_name} on {device} ({args.dtype}, {torch.get_num_threads()} CPU threads)")
     pipe = M3DDMPipeline.load(args.model, args.unet, args.vae, torch_dtype=dtype)
     pipe.unet.to(device)
     pipe.vae.to(device)
-    for source, target in zip(inputs, outputs, strict=True):
-        result = pipe.outpaint_video(source, target, options, work_dir=args.work_dir, resume=args.resume,
-                                     crf=args.crf, progress=not args.quiet and sys.stderr.isatty())
-        if Shard.current().rank != 0:
-            continue
-        print(f"{result.frames} frames in {result.seconds:.1f} s -> {result.output} "
-              f"({result.geometry.output_w}x{result.geometry.output_h}, {result.windows} windows)")
-    return 0
+    job = {"crf": args.crf, "resume": args.resume, "start": args.start, "end": args.end}
+
+    def summary(result) -> None:
+        if Shard.current().rank == 0:
+            print(f"{result.frames} frames in {result.seconds:.1f} s -> {result.output} "
+                  f"({result.geometry.output_w}x{result.geometry.output_h}, {result.windows} windows)", flush=True)
+
+    if not batch:
+        result = outpaint_file(pipe, inputs[0], output, options, work_dir=args.work_dir,
+                               progress=Reporter.for_stream(args.quiet or Shard.current().rank != 0),
+                               preview=args.preview, side_by_side=args.side_by_side, **job)
+        summary(result)
+        return 0
+    outputs = _batch_outputs(inputs, output)
+    jobs = list(zip(inputs, outputs, strict=True))
+    report = outpaint_batch(pipe, jobs, options, quiet=args.quiet, work_dir=args.work_dir, on_done=summary,
+                            preview=args.preview, side_by_side=args.side_by_side, **job)
+    if Shard.current().rank != 0:
+        return 0 if report.ok else UserError.exit_code
+    total = len(jobs)
+    if report.ok:
+        print(f"all {total} inputs outpainted into {output}", flush=True)
+        return 0
+    failed = ", ".join(str(path) for path, _ in report.failed)
+    print(f"m3ddm outpaint: {len(report.done)} of {total} inputs outpainted into {output}; "
+          f"{len(report.failed)} failed: {failed}", file=sys.stderr, flush=True)
+    return UserError.exit_code

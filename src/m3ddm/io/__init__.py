@@ -1,4 +1,5 @@
-"""Video input and output: streaming readers for files and frame folders, an atomic H.264 writer."""
+"""Video input and output: streaming readers for files and frame folders (whole or a time range), exact frame
+timing (constant or variable frame rate), an atomic H.264 writer."""
 
 from m3ddm.io.frames import (
     find_sequence_folders,
@@ -10,6 +11,7 @@ from m3ddm.io.frames import (
     write_frame_folder,
 )
 from m3ddm.io.source import VideoSource, open_video_source
+from m3ddm.io.timing import FrameTiming
 from m3ddm.io.video import (
     VideoInfo,
     VideoWriter,
@@ -21,6 +23,7 @@ from m3ddm.io.video import (
 )
 
 __all__ = [
+    "FrameTiming",
     "VideoInfo",
     "VideoSource",
     "VideoWriter",

@@ -221,3 +221,60 @@ def onset_seconds(samples: np.ndarray, rate: int, first: float, threshold: float
     loud = np.flatnonzero(np.abs(samples[:, 0]) > threshold)
     assert loud.size, "no beep found in the audio"
     return first + loud[0] / rate
+
+
+def make_vfr_video(
+    path: str | os.PathLike,
+    times: list[float],
+    end: float,
+    size: tuple[int, int] = (64, 48),
+    time_base: Fraction = Fraction(1, 1000),
+    audio: str | None = None,
+    audio_rate: int = 48000,
+    beep_at: float | None = None,
+) -> Path:
+    """A variable-frame-rate clip: frame ``i`` at ``times[i]`` seconds, the video ending at ``end``.
+
+    Matroska (the name's extension picks the container) stores each timestamp as it is, in ``time_base``
+    ticks. ``audio``/``beep_at`` add a tone track lasting until ``end``, as in ``make_test_video``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    ticks = [round(Fraction(t) / time_base) for t in times]
+    if any(b <= a for a, b in zip(ticks, ticks[1:], strict=False)):
+        raise ValueError("frame times must strictly increase (in ticks of the time base)")
+    with av.open(str(path), "w") as container:
+        vstream = container.add_stream("libx264", rate=round(len(times) / end) or 1, options={"preset": "veryfast"})
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        vstream.codec_context.time_base = time_base
+        astream = None
+        if audio:
+            astream = container.add_stream(audio, rate=audio_rate, layout="stereo")
+            if audio in _AUDIO_FORMATS:
+                astream.format = _AUDIO_FORMATS[audio]
+        total = int(end * audio_rate)
+        position = 0
+        end_tick = round(Fraction(end) / time_base)
+        shown_for = {t: b - t for t, b in zip(ticks, [*ticks[1:], end_tick], strict=True)}
+        for i, tick in enumerate(ticks):
+            frame = av.VideoFrame.from_ndarray(pattern_frame(i, width, height), format="rgb24")
+            frame.pts, frame.time_base = tick, time_base
+            _mux_shown_for(container, vstream.encode(frame), shown_for)
+            shown_until = times[i + 1] if i + 1 < len(times) else end  # interleave the sound up to the next frame
+            until = min(int(shown_until * audio_rate), total)
+            while astream is not None and position < until:
+                position = _write_audio_chunk(container, astream, position, total, audio_rate, beep_at)
+        while astream is not None and position < total:
+            position = _write_audio_chunk(container, astream, position, total, audio_rate, beep_at)
+        _mux_shown_for(container, vstream.encode(None), shown_for)
+        if astream is not None:
+            container.mux(astream.encode(None))
+    return path
+
+
+def _mux_shown_for(container, packets, shown_for: dict[int, int]) -> None:
+    # The encoder's packet durations are a constant guess; Matroska stores each block's own display time.
+    for packet in packets:
+        packet.duration = shown_for.get(packet.pts, packet.duration)
+        container.mux(packet)

@@ -1,8 +1,10 @@
 """Video files with PyAV: probe, stream upright RGB frames, write H.264 atomically with the source audio.
 
 Frames are decoded one at a time, so memory does not grow with the length of a video. The frame rate is
-kept as an exact Fraction, and the exact frame count is the number of frames the decoder returns (the
-container's count is only an estimate: edit lists, missing headers and damaged files make it wrong).
+kept as an exact Fraction (the container's rational rate, never rounded to a "standard" one), and the exact
+frame count is the number of frames the decoder returns (the container's count is only an estimate: edit
+lists, missing headers and damaged files make it wrong). The exact probe also reads every frame's timestamp:
+a variable-frame-rate video keeps them (``VideoInfo.timing``), and the writer can write them back.
 """
 
 from __future__ import annotations
@@ -20,10 +22,18 @@ import numpy as np
 
 from m3ddm.errors import UserError
 from m3ddm.io.audio import AudioCarrier, first_audio_stream
+from m3ddm.io.timing import FrameTiming, detect_timing
 from m3ddm.utils.atomic import atomic_path
 
-# Frame rates that timestamps only approximate (NTSC rates and integers); a measured rate snaps to them.
+# NTSC rates: what a float such as 29.97 or a rate computed from rounded timestamps stands for.
 _NTSC_RATES = tuple(Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120, 240))
+# How close (relative) an inexact rate must be to a standard one to be taken for it: far below any real
+# difference between rates (2997/125 fps is 1e-6 away from 24000/1001 and is kept, being an exact ratio).
+_SNAP_TOLERANCE = Fraction(1, 10**7)
+# Floats typed by people (29.97, 23.976, 59.94) are 1e-6 off the NTSC rate they name.
+_FLOAT_SNAP_TOLERANCE = Fraction(1, 10**5)
+# A rate with a denominator up to this is an exact ratio as containers store them (30000/1001, 2997/125).
+_EXACT_DENOMINATOR = 1001
 # H.264 encoders in order of preference: software first (always works), then hardware ones.
 H264_ENCODERS = (
     "libx264",
@@ -69,11 +79,20 @@ class VideoInfo:
     audio_layout: str | None = None
     audio_sample_rate: int = 0
     is_frame_folder: bool = False
+    # Per-frame timestamps of a variable-frame-rate video (exact probes only); None: frame i is at i / fps.
+    # ``fps`` is then the average rate.
+    timing: FrameTiming | None = None
 
     @property
     def duration(self) -> float:
-        """Play time of the frames in seconds (``num_frames / fps``)."""
-        return float(self.num_frames / self.fps)
+        """Play time of the frames in seconds (``num_frames / fps``, or the timestamps' end)."""
+        return float(self.timing.duration if self.timing is not None else self.num_frames / self.fps)
+
+    def frame_seconds(self, index: int) -> Fraction:
+        """When frame ``index`` is shown, in seconds after the first frame (``num_frames`` gives the end)."""
+        if self.timing is not None:
+            return self.timing.seconds(index)
+        return Fraction(index) / self.fps
 
     @property
     def size(self) -> tuple[int, int]:
@@ -150,22 +169,32 @@ def frame_orientation(frame: av.VideoFrame, stream: av.video.stream.VideoStream)
 # Reading.
 
 
-def normalize_fps(rate: Fraction) -> Fraction:
-    """Snap a measured frame rate to the NTSC rate or integer it is within 0.05 % of, else keep it."""
-    rate = Fraction(rate)
-    for exact in (*_NTSC_RATES, Fraction(round(rate))):
-        if exact > 0 and abs(rate - exact) <= exact * Fraction(5, 10000):
-            return exact
-    return rate.limit_denominator(1001)
+def normalize_fps(rate: Fraction | float) -> Fraction:
+    """A frame rate as an exact Fraction, without changing rates that are exact ratios.
+
+    Containers store rates as ratios (30000/1001, 2997/125, 25): those are kept as they are. Only an inexact
+    value becomes the NTSC rate, integer or small ratio it is a hair from: a ratio with a large denominator
+    computed from rounded timestamps (29970029/1000000, within 1e-7) or a float (29.97, within 1e-5).
+    """
+    exact = Fraction(rate)
+    tolerance = _FLOAT_SNAP_TOLERANCE if isinstance(rate, float) else _SNAP_TOLERANCE
+    if exact.denominator <= _EXACT_DENOMINATOR and not isinstance(rate, float):
+        return exact
+    for standard in (*_NTSC_RATES, Fraction(round(exact)), exact.limit_denominator(_EXACT_DENOMINATOR)):
+        if standard > 0 and abs(exact - standard) <= standard * tolerance:
+            return standard
+    return exact
 
 
-def _stream_fps(stream, frames: int, seconds: float | None) -> Fraction | None:
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):  # FFmpeg's views, best first
-        if rate is not None and rate > 0:
-            return normalize_fps(Fraction(rate))
-    if frames > 0 and seconds:
-        return normalize_fps(Fraction(frames) / Fraction(seconds))
-    return None
+def _stream_rates(stream, frames: int, seconds: float | None) -> list[Fraction]:
+    """The frame rates FFmpeg reads for a stream, most trusted first (then frames / duration)."""
+    rates: list[Fraction] = []
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and rate > 0 and normalize_fps(Fraction(rate)) not in rates:
+            rates.append(normalize_fps(Fraction(rate)))
+    if not rates and frames > 0 and seconds:
+        rates.append(normalize_fps(Fraction(frames) / Fraction(seconds)))
+    return rates
 
 
 def _check_file(path: Path) -> None:
@@ -230,15 +259,24 @@ def probe_video(path: str | os.PathLike, exact: bool = False) -> VideoInfo:
             raise UserError(f"{path} holds no decodable video frames")
         rotation, mirrored = frame_orientation(first, stream)
         seconds = _stream_seconds(container, stream)
-        fps = _stream_fps(stream, stream.frames, seconds)
+        rates = _stream_rates(stream, stream.frames, seconds)
+        timing = None
+        if exact:
+            stamps, last = [first.pts], first
+            for last in frames:
+                stamps.append(last.pts)
+            num_frames = len(stamps)
+            # Constant rate when the timestamps follow one of the container's rates; else they are kept.
+            end = _stream_end(container, stream, last)
+            fps, timing = detect_timing(stamps, stream.time_base, rates, end)
+            if timing is not None:
+                fps = timing.nominal_fps
+        else:
+            fps = rates[0] if rates else None
         if fps is None:
             raise UserError(f"cannot tell the frame rate of {path}")
-        if exact:
-            num_frames = 1 + sum(1 for _ in frames)
-        elif stream.frames > 0:
-            num_frames = stream.frames
-        else:
-            num_frames = max(1, round(seconds * fps)) if seconds else 1
+        if not exact:
+            num_frames = stream.frames if stream.frames > 0 else max(1, round(seconds * fps)) if seconds else 1
         width, height = (first.height, first.width) if rotation % 180 else (first.width, first.height)
         audio = first_audio_stream(container)
         return VideoInfo(
@@ -258,6 +296,7 @@ def probe_video(path: str | os.PathLike, exact: bool = False) -> VideoInfo:
             audio_channels=audio.codec_context.channels if audio is not None else 0,
             audio_layout=audio.codec_context.layout.name if audio is not None else None,
             audio_sample_rate=audio.codec_context.sample_rate if audio is not None else 0,
+            timing=timing,
         )
 
 
@@ -266,6 +305,25 @@ def _stream_seconds(container, stream) -> float | None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
         return container.duration / av.time_base
+    return None
+
+
+def _stream_end(container, stream, last: av.VideoFrame) -> int | None:
+    """Where the video stream ends, in ticks of its time base (same origin as frame timestamps).
+
+    MP4, MOV and AVI give the stream's duration. Matroska and WebM give none, but store each frame's own
+    duration, so the last frame's end is the stream's (the container's duration would include the audio).
+    """
+    tb = stream.time_base
+    if tb is None:
+        return None
+    if stream.duration is not None and stream.start_time is not None:
+        return stream.start_time + stream.duration
+    if "matroska" in container.format.name and last.pts is not None and last.duration:
+        return last.pts + last.duration
+    if container.duration is not None:
+        start = container.start_time or 0
+        return round(Fraction(start + container.duration, av.time_base) / tb)
     return None
 
 
@@ -373,6 +431,10 @@ class VideoWriter:
     Audio stays in sync with the source's first video frame; ``audio_skip`` (seconds) starts it later,
     for output that begins part-way into the source; ``reencode_audio`` forces AAC. Width and height must
     be even (yuv420p): the caller chooses the size, so an odd one is a programming error (ValueError).
+
+    ``timing`` (a variable-frame-rate source's :class:`FrameTiming`) writes frame ``i`` at ``timing.pts[i]``
+    in the source's time base instead of ``i / fps``, gives the last frame its duration so the file plays
+    as long as the source, and moves the audio along the same clock. ``fps`` is then the nominal rate.
     """
 
     def __init__(
@@ -387,9 +449,11 @@ class VideoWriter:
         reencode_audio: bool = False,
         preset: str = "medium",
         encoder: str | None = None,
+        timing: FrameTiming | None = None,
     ) -> None:
         self.path = Path(path)
         self.fps = _as_fps(fps)
+        self.timing = timing
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise ValueError(f"video size must be positive and even for yuv420p H.264, got {width}x{height}")
         self.width, self.height = int(width), int(height)
@@ -404,6 +468,9 @@ class VideoWriter:
         self._container = None
         self._stream = None
         self._audio: AudioCarrier | None = None
+        self._held: av.Packet | None = None  # timed output: the latest packet, muxed once the next one exists
+        self._first_dts: int | None = None
+        self._shown_for: dict[int, int] | None = None  # timed output: frame timestamp -> display duration
 
     def __enter__(self) -> VideoWriter:
         self.open()
@@ -446,11 +513,20 @@ class VideoWriter:
         rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         # Convert with the BT.709 matrix (limited range) and tag the stream so players decode it the same way.
         yuv = rgb.reformat(format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
-        yuv.pts, yuv.time_base = self.frames_written, 1 / self.fps
-        self._container.mux(self._stream.encode(yuv))
+        if self.timing is None:
+            yuv.pts, yuv.time_base = self.frames_written, 1 / self.fps
+            self._container.mux(self._stream.encode(yuv))
+        else:
+            index = self.frames_written
+            if index >= len(self.timing):
+                raise ValueError(f"the timing has {len(self.timing)} frames; frame {index} has no timestamp")
+            ticks = self.timing.pts
+            yuv.pts, yuv.time_base = ticks[index], self.timing.time_base
+            yuv.duration = (ticks[index + 1] if index + 1 < len(ticks) else self.timing.end) - ticks[index]
+            self._mux_timed(self._stream.encode(yuv))
         self.frames_written += 1
         if self._audio is not None:
-            self._audio.advance(self.frames_written / self.fps)
+            self._audio.advance(self._written_seconds())
 
     def close(self) -> None:
         """Flush the encoders, finish the audio, and move the file into place."""
@@ -459,9 +535,13 @@ class VideoWriter:
         try:
             if self.frames_written == 0:
                 raise ValueError(f"no frames were written to {self.path}")
-            self._container.mux(self._stream.encode(None))
+            if self.timing is None:
+                self._container.mux(self._stream.encode(None))
+            else:
+                self._mux_timed(self._stream.encode(None))
+                self._mux_last_packet()
             if self._audio is not None:
-                self._audio.finish(self.frames_written / self.fps)
+                self._audio.finish(self._written_seconds())
                 self._audio = None
             self._container.close()
             self._container = None
@@ -471,7 +551,47 @@ class VideoWriter:
         stack, self._stack = self._stack, None
         stack.close()  # renames the temporary file onto the target
 
+    def _written_seconds(self) -> Fraction:
+        """Output time where the frames written so far stop showing."""
+        if self.timing is None:
+            return self.frames_written / self.fps
+        return self.timing.seconds(min(self.frames_written, len(self.timing)))
+
+    def _mux_timed(self, packets: list[av.Packet]) -> None:
+        # Each packet shows its frame until the next frame's timestamp (what Matroska stores per block).
+        # One packet is held back: the last one (in decoding order) gets its duration fixed at the end.
+        if self._shown_for is None:
+            ticks = self.timing.pts
+            self._shown_for = {t: b - t for t, b in zip(ticks, (*ticks[1:], self.timing.end), strict=True)}
+        for packet in packets:
+            if packet.pts in self._shown_for:
+                packet.duration = self._shown_for[packet.pts]
+            if self._first_dts is None:
+                self._first_dts = packet.dts if packet.dts is not None else packet.pts
+            if self._held is not None:
+                self._container.mux(self._held)
+            self._held = packet
+
+    def _mux_last_packet(self) -> None:
+        """Mux the held packet with the duration that makes the file end at ``timing.end``.
+
+        MP4 sums decoding-time steps for the track's length (the last packet's duration closes it); with
+        B-frames and irregular timestamps the encoder's guess for that duration is another frame's, so the
+        file would play shorter or longer than the source.
+        """
+        packet, self._held = self._held, None
+        if packet is None:
+            return
+        dts_based = self._container.format.name in ("mp4", "mov")  # Matroska keeps the per-frame durations
+        if dts_based and None not in (packet.dts, self._first_dts, packet.time_base):
+            end = round(self.timing.duration / packet.time_base)
+            duration = end + self._first_dts - packet.dts
+            if duration > 0:
+                packet.duration = duration
+        self._container.mux(packet)
+
     def _abort(self, exc_type, exc, tb) -> None:
+        self._held = None
         if self._audio is not None:
             self._audio.close()
             self._audio = None
@@ -517,7 +637,8 @@ class VideoWriter:
         stream = container.add_stream(encoder, rate=self.fps, options=options)
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = 1 / self.fps
+        # Timed output keeps the source's clock, so every timestamp is written exactly.
+        stream.codec_context.time_base = 1 / self.fps if self.timing is None else self.timing.time_base
         if encoder != "libx264" and encoder != "h264_nvenc":
             stream.bit_rate = int(self.width * self.height * float(self.fps) * 0.15)
         context = stream.codec_context
@@ -527,7 +648,7 @@ class VideoWriter:
 
 
 def _as_fps(fps: Fraction | int | float | str) -> Fraction:
-    """An exact frame rate; floats (29.97, 23.976...) snap to the NTSC rate they stand for."""
+    """An exact frame rate; floats (29.97, 23.976...) snap to the NTSC rate they stand for, ratios stay."""
     try:
         if isinstance(fps, float) and not math.isfinite(fps):
             raise ValueError
@@ -536,7 +657,7 @@ def _as_fps(fps: Fraction | int | float | str) -> Fraction:
         raise ValueError(f"fps must be a positive number or fraction, got {fps!r}") from None
     if value <= 0:
         raise ValueError(f"fps must be positive, got {fps!r}")
-    return normalize_fps(value) if isinstance(fps, float) else value
+    return normalize_fps(fps) if isinstance(fps, float) else value
 
 
 def _output_format(path: Path) -> str | None:
@@ -552,6 +673,7 @@ def write_video(
     audio_from: str | os.PathLike | None = None,
     audio_skip: float = 0.0,
     reencode_audio: bool = False,
+    timing: FrameTiming | None = None,
 ) -> int:
     """Write an iterable of RGB uint8 frames (size taken from the first) and return how many were written.
 
@@ -563,7 +685,7 @@ def write_video(
         raise ValueError(f"no frames to write to {path}")
     height, width = np.asarray(first).shape[:2]
     audio = {"audio_from": audio_from, "audio_skip": audio_skip, "reencode_audio": reencode_audio}
-    with VideoWriter(path, fps, width, height, crf=crf, **audio) as writer:
+    with VideoWriter(path, fps, width, height, crf=crf, timing=timing, **audio) as writer:
         writer.write(first)
         for frame in iterator:
             writer.write(frame)
@@ -571,5 +693,5 @@ def write_video(
 
 
 def with_fps(info: VideoInfo, fps: Fraction | int | str | None) -> VideoInfo:
-    """``info`` with its frame rate replaced (None keeps it)."""
-    return info if fps is None else replace(info, fps=_as_fps(fps))
+    """``info`` with its frame rate replaced (None keeps it); a forced rate drops per-frame timestamps."""
+    return info if fps is None else replace(info, fps=_as_fps(fps), timing=None)

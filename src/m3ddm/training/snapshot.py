@@ -25,6 +25,7 @@ import torch
 from m3ddm.errors import UserError
 from m3ddm.training import checkpoint as ckpt
 from m3ddm.utils.atomic import atomic_path
+from m3ddm.utils.state_dict import save_pretrained_as
 
 SNAPSHOT_FILE = "snapshot.json"
 EMA_FOLDER, RAW_FOLDER = "unet_ema", "unet_raw"
@@ -38,7 +39,21 @@ class Snapshot:
     clips_seen: int
 
 
-def _unet_from_checkpoint(checkpoint: Path):
+def unet_from_checkpoint(checkpoint: Path, averaged: bool = False):
+    """The UNet of an accelerate checkpoint written by ``train`` with its raw weights, or with the EMA weights when
+    ``averaged`` (raw when the run had no EMA)."""
+    unet, ema = _unet_and_ema(checkpoint)
+    if averaged and ema is not None:
+        _load_ema_into(unet, ema)
+    return unet
+
+
+def _load_ema_into(unet, ema: dict) -> None:
+    shadow = {**ema["shadow"], **ema["buffers"]}
+    unet.load_state_dict({k: shadow.get(k, v) for k, v in unet.state_dict().items()}, strict=True)
+
+
+def _unet_and_ema(checkpoint: Path):
     """The raw UNet and the EMA state dict of an accelerate checkpoint written by ``train``."""
     import yaml
     from safetensors.torch import load_file
@@ -67,27 +82,18 @@ def make_snapshot(checkpoint: str | os.PathLike, out: str | os.PathLike, dtype: 
             raise UserError(f"no training checkpoint in {checkpoint}")
         checkpoint = latest
     state = json.loads((checkpoint / ckpt.STATE_FILE).read_text())
-    unet, ema = _unet_from_checkpoint(checkpoint)
+    unet, ema = _unet_and_ema(checkpoint)
     out = Path(out)
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
-        _save(unet, tmp / RAW_FOLDER, dtype)
+        save_pretrained_as(unet, tmp / RAW_FOLDER, dtype)
         if ema is not None:
-            shadow = {**ema["shadow"], **ema["buffers"]}
-            unet.load_state_dict({k: shadow.get(k, v) for k, v in unet.state_dict().items()}, strict=True)
-        _save(unet, tmp / EMA_FOLDER, dtype)
+            _load_ema_into(unet, ema)
+        save_pretrained_as(unet, tmp / EMA_FOLDER, dtype)
         facts = {"step": int(state["step"]), "ema_updates": int(ema["num_updates"]) if ema else 0,
                  "clips_seen": int(state.get("clips_seen", 0)), "from": checkpoint.name}
         (tmp / SNAPSHOT_FILE).write_text(json.dumps(facts, indent=1) + "\n")
     return out
-
-
-def _save(unet, folder: Path, dtype: torch.dtype) -> None:
-    for param in unet.parameters():  # in place: ModelMixin.to(dtype) warns about modules it would keep in float32
-        param.data = param.data.to(dtype)
-    unet.save_pretrained(folder, safe_serialization=True)
-    for param in unet.parameters():
-        param.data = param.data.float()
 
 
 def read_snapshot(folder: str | os.PathLike) -> Snapshot:

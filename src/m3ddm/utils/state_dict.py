@@ -1,4 +1,4 @@
-"""Comparing a checkpoint's tensors with what a model expects."""
+"""Comparing a checkpoint's tensors with what a model expects; saving a model's weights in another precision."""
 
 from __future__ import annotations
 
@@ -19,3 +19,16 @@ def state_dict_mismatch(expected: dict[str, torch.Size], found: dict[str, torch.
             more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
             parts.append(f"{len(items)} {label}: {', '.join(items[:limit])}{more}")
     return "; ".join(parts) or None
+
+
+def save_pretrained_as(model, folder, dtype: torch.dtype = torch.float16) -> None:
+    """``model.save_pretrained(folder)`` with its parameters stored in ``dtype`` (half the bytes for float16; the
+    folder loads as float32). The model itself is left in float32. Casts in place because ``ModelMixin.to(dtype)``
+    warns about the modules it would keep in float32."""
+    for param in model.parameters():
+        param.data = param.data.to(dtype)
+    try:
+        model.save_pretrained(folder, safe_serialization=True)
+    finally:
+        for param in model.parameters():
+            param.data = param.data.float()

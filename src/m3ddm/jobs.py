@@ -1,0 +1,341 @@
+"""Jobs around the diffusion pipeline: files in, files out, time ranges, previews, batches and progress.
+
+The pipeline (``m3ddm.pipeline``) diffuses: canvases in, generated latents out. Everything a user's run needs
+beside that lives here: checking paths before any work, opening the input (a video file, a frame folder or an
+image, optionally a time range of it), keeping its exact timing and audio in the output, writing the output
+atomically (with a preview sheet and a side-by-side video when asked), reporting progress, and running a batch
+of inputs where one bad file does not stop the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import numpy as np
+
+from m3ddm.errors import UserError
+from m3ddm.io.prefetch import prefetch
+from m3ddm.pipeline import IMAGE_SUFFIXES, ArraySource, OutpaintOptions, OutpaintResult, Shard, _file_identity
+from m3ddm.progress import Reporter
+from m3ddm.utils.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from m3ddm.geometry import Geometry
+    from m3ddm.pipeline import M3DDMPipeline
+    from m3ddm.planning import Window
+
+VIDEO_OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+# ------------------------------------------------------------------------------------------------ paths
+def check_paths(input_path: Path, output_path: Path, preview: Path | None = None,
+                side_by_side: Path | None = None) -> None:
+    """Refuse impossible outputs before any work (UserError): missing input, output over input, no write access."""
+    if not input_path.exists():
+        raise UserError(f"input not found: {input_path}")
+    outputs = {"the output": output_path, "--preview": preview, "--side-by-side": side_by_side}
+    for name, path in outputs.items():
+        if path is None:
+            continue
+        if path.exists() and path.resolve() == input_path.resolve():
+            raise UserError(f"{name} path is the input path; choose another {name.removeprefix('the ')}")
+        parent = path.parent if str(path.parent) else Path(".")
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"{parent} is not a folder")
+        if parent.exists() and not os.access(parent, os.W_OK):
+            raise UserError(f"cannot write to {parent}")
+    if preview is not None and preview.suffix.lower() not in PREVIEW_SUFFIXES:
+        raise UserError(f"--preview writes an image: give a {'/'.join(PREVIEW_SUFFIXES)} name, not {preview.name}")
+    if side_by_side is not None and side_by_side.suffix.lower() not in VIDEO_OUTPUT_SUFFIXES:
+        raise UserError(f"--side-by-side writes a video: give a {'/'.join(VIDEO_OUTPUT_SUFFIXES)} name, "
+                        f"not {side_by_side.name}")
+    others = [p.resolve() for p in (preview, side_by_side) if p is not None]
+    if len(set(others)) < len(others) or output_path.resolve() in others:
+        raise UserError("the output, --preview and --side-by-side must be different files")
+
+
+def open_input(input_path: Path, start: Fraction | None = None, end: Fraction | None = None):
+    """(source, still): a video file or frame folder (optionally its ``start``..``end`` seconds), or an image."""
+    from m3ddm.io import open_video_source, read_image
+
+    if input_path.suffix.lower() in IMAGE_SUFFIXES and input_path.is_file():
+        if start is not None or end is not None:
+            raise UserError(f"--start/--end need a video, and {input_path.name} is an image")
+        return ArraySource(read_image(input_path)[None]), True
+    return open_video_source(input_path).trimmed(start, end), False
+
+
+def describe_source(source, still: bool) -> str:
+    """One line about what was read: size, frames, rate, duration, range, audio."""
+    info = source.info
+    if still:
+        return f"{info.width}x{info.height} image"
+    timing = getattr(info, "timing", None)
+    rate = f"variable frame rate (average {float(info.fps):.3g} fps)" if timing is not None \
+        else f"{_rate_text(info.fps)} fps"
+    text = f"{info.width}x{info.height}, {info.num_frames} frames at {rate}, {info.duration:.2f} s"
+    offset = getattr(source, "offset_seconds", 0)
+    if getattr(source, "ranged", False):
+        text += f" (from {float(offset):.2f} s to {float(offset) + info.duration:.2f} s of the file)"
+    if getattr(info, "has_audio", False):
+        text += f", audio {info.audio_codec}"
+    return text
+
+
+def _rate_text(fps: Fraction) -> str:
+    return str(fps.numerator) if fps.denominator == 1 else f"{fps} (= {float(fps):.3f})"
+
+
+def default_work_dir(output_path: Path) -> Path:
+    return output_path.with_name(f".{output_path.name}.m3ddm-work")
+
+
+def _source_identity(input_path: Path, source) -> str:
+    # A time range is part of what was generated: --resume must not continue another range's latents.
+    identity = _file_identity(input_path)
+    if getattr(source, "ranged", False):
+        identity += f"|frames {source.first_frame}+{source.info.num_frames}"
+    return identity
+
+
+# ------------------------------------------------------------------------------------------------ one file
+def outpaint_file(
+    pipe: M3DDMPipeline,
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    options: OutpaintOptions,
+    *,
+    work_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    crf: int = 18,
+    progress: Reporter | bool = False,
+    on_window: Callable[[Window], None] | None = None,
+    start: Fraction | float | None = None,
+    end: Fraction | float | None = None,
+    preview: str | os.PathLike | None = None,
+    side_by_side: str | os.PathLike | None = None,
+) -> OutpaintResult:
+    """Outpaint one input (video file, frame folder or image) to ``output_path`` (video, image or folder).
+
+    ``start``/``end`` (seconds after the first frame) outpaint only that range: the output, its audio and the
+    global frames all come from it. ``preview`` writes a contact sheet (PNG), ``side_by_side`` a video of the
+    source beside the output. Outputs appear complete or not at all.
+    """
+    began = time.perf_counter()
+    reporter = _as_reporter(progress)
+    if Shard.current().rank != 0:  # with several processes, the first one speaks and writes
+        reporter = Reporter("quiet")
+    input_path, output_path = Path(input_path), Path(output_path)
+    preview_path = Path(preview) if preview is not None else None
+    side_path = Path(side_by_side) if side_by_side is not None else None
+    check_paths(input_path, output_path, preview_path, side_path)
+    start = Fraction(start) if start is not None else None
+    end = Fraction(end) if end is not None else None
+    source, still = open_input(input_path, start, end)
+    # The options are checked against this video before the long work, so a mistake costs no time.
+    resolved = pipe.resolve(options, source.info.num_frames)
+    geometry = pipe.geometry_for(source, resolved)
+    reporter.stage("loading", f"{input_path.name}: {describe_source(source, still)}")
+    reporter.stage("encoding", f"{source.info.num_frames} frame{'s' * (source.info.num_frames != 1)} on a "
+                               f"{geometry.canvas_w}x{geometry.canvas_h} working canvas")
+    work = Path(work_dir) if work_dir else default_work_dir(output_path)
+
+    def window_finished(window: Window) -> None:
+        reporter.window_done(window)
+        if on_window is not None:
+            on_window(window)
+
+    geometry, latents, stats = pipe.generate(
+        source, options, work_dir=work, resume=resume, progress=reporter, on_window=window_finished,
+        source_id=_source_identity(input_path, source),
+    )
+    if Shard.current().rank == 0:
+        extras = [str(p) for p in (preview_path, side_path) if p is not None]
+        reporter.stage("writing", f"{output_path} ({geometry.output_w}x{geometry.output_h}"
+                                  f"{', with audio' if _audio_source(source, input_path, still) else ''})"
+                       + (f" and {', '.join(extras)}" if extras else ""))
+        frames = pipe._decoded_frames(source, latents, geometry, options)
+        if options.background_io:  # decode and compose the next frames while this thread encodes the video
+            frames = prefetch(frames)
+        write_outputs(frames, output_path, source, input_path, still, crf, geometry,
+                      preview=preview_path, side_by_side=side_path)
+        remove_work_dir(work)
+    return OutpaintResult(source.info.num_frames, time.perf_counter() - began, str(output_path),
+                          stats["windows"], stats["unet_calls"], geometry)
+
+
+def _as_reporter(progress: Reporter | bool) -> Reporter:
+    if isinstance(progress, Reporter):
+        return progress
+    return Reporter("bar" if progress else "quiet")
+
+
+def _audio_source(source, input_path: Path, still: bool) -> Path | None:
+    return input_path if getattr(source.info, "has_audio", False) and not still else None
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def write_outputs(
+    frames: Iterator[np.ndarray],
+    output_path: Path,
+    source,
+    input_path: Path,
+    still: bool,
+    crf: int,
+    geometry: Geometry,
+    preview: Path | None = None,
+    side_by_side: Path | None = None,
+) -> None:
+    """Write the output, and beside it the preview sheet and the side-by-side video, from one pass of frames.
+
+    A failure leaves none of them behind (the side-by-side video is aborted with the output; the preview is
+    written last, from frames kept on the way).
+    """
+    from m3ddm import preview as sheets
+
+    picks = sheets.preview_indices(source.info.num_frames) if preview is not None else []
+    kept: dict[int, np.ndarray] = {}
+    with contextlib.ExitStack() as stack:
+        side_writer, source_frames = None, None
+        if side_by_side is not None:
+            width, height = sheets.side_by_side_size(geometry)
+            side_writer = stack.enter_context(_video_writer(side_by_side, source, input_path, still, crf,
+                                                            width, height))
+            source_frames = iter(source.iter_frames())
+
+        def passing() -> Iterator[np.ndarray]:
+            for index, frame in enumerate(frames):
+                if index in picks:
+                    kept[index] = frame
+                if side_writer is not None:
+                    side_writer.write(sheets.side_by_side(next(source_frames), frame, geometry))
+                yield frame
+
+        write_output(passing(), output_path, source, input_path, still, crf)
+    if preview is not None:
+        shown = [i for i in picks if i in kept]
+        offset = getattr(source, "offset_seconds", Fraction(0))
+        labels = [f"{float(offset + _frame_seconds(source.info, i)):.2f} s" for i in shown]
+        sheet = sheets.contact_sheet(source.read(shown), [kept[i] for i in shown], geometry, labels)
+        sheets.write_png(preview, sheet)
+
+
+def _frame_seconds(info, index: int) -> Fraction:
+    timing = getattr(info, "timing", None)
+    return timing.seconds(index) if timing is not None else Fraction(index) / Fraction(info.fps)
+
+
+def _video_writer(path: Path, source, input_path: Path, still: bool, crf: int, width: int, height: int):
+    from m3ddm.io import VideoWriter
+
+    info = source.info
+    return VideoWriter(
+        path, info.fps, width, height, crf=crf, audio_from=_audio_source(source, input_path, still),
+        # a time range starts its audio where its first frame is; a VFR source keeps its timestamps
+        audio_skip=float(getattr(source, "offset_seconds", 0)), timing=getattr(info, "timing", None),
+    )
+
+
+def write_output(frames: Iterator[np.ndarray], output_path: Path, source, input_path: Path, still: bool,
+                 crf: int) -> None:
+    """The output by its name: an image (the first frame), a frame folder (no extension) or a video with audio."""
+    from m3ddm.io import write_frame_folder
+
+    suffix = output_path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        import cv2
+
+        frame = next(iter(frames))
+        with atomic_path(output_path) as tmp:
+            if not cv2.imwrite(str(tmp), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+                raise UserError(f"cannot write the image {output_path}")
+        return
+    if suffix == "":
+        write_frame_folder(output_path, frames, fps=source.info.fps)  # fps.txt keeps the rate
+        return
+    frames = iter(frames)
+    first = next(frames)
+    with _video_writer(output_path, source, input_path, still, crf, first.shape[1], first.shape[0]) as writer:
+        writer.write(first)
+        for frame in frames:
+            writer.write(frame)
+
+
+def remove_work_dir(work: Path) -> None:
+    if work.is_dir():
+        for item in work.iterdir():
+            item.unlink(missing_ok=True)
+        work.rmdir()
+
+
+# ------------------------------------------------------------------------------------------------ batches
+def batch_extra_path(template: str | os.PathLike | None, output: Path) -> Path | None:
+    """A batch's preview or side-by-side file for one output: ``sheet.png`` -> ``OUTPUT-STEM_sheet.png`` beside it."""
+    if template is None:
+        return None
+    template = Path(template)
+    return output.with_name(f"{output.stem}_{template.stem}{template.suffix}")
+
+
+@dataclass
+class BatchReport:
+    """What a batch did: the results of the inputs that worked, and one reason per input that failed."""
+
+    done: list[OutpaintResult] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def outpaint_batch(
+    pipe: M3DDMPipeline,
+    jobs: Sequence[tuple[Path, Path]],
+    options: OutpaintOptions,
+    *,
+    quiet: bool = False,
+    stream: TextIO | None = None,
+    work_dir: str | os.PathLike | None = None,
+    on_done: Callable[[OutpaintResult], None] | None = None,
+    preview: str | os.PathLike | None = None,
+    side_by_side: str | os.PathLike | None = None,
+    **job,
+) -> BatchReport:
+    """Outpaint every ``(input, output)`` pair; an input that fails gets one line on ``stream`` (stderr) and
+    the batch goes on. ``job`` takes :func:`outpaint_file`'s keywords. Failed inputs leave no output.
+
+    ``preview``/``side_by_side`` name one file per output (see :func:`batch_extra_path`)."""
+    import sys
+
+    stream = stream if stream is not None else sys.stderr
+    report = BatchReport()
+    for number, (source, target) in enumerate(jobs, start=1):
+        reporter = Reporter.for_stream(quiet, stream, prefix=f"[{number}/{len(jobs)}] ")
+        # One work folder per output: resume state of one input must not meet another's.
+        work = Path(work_dir) / target.name if work_dir is not None else None
+        extras = {"preview": batch_extra_path(preview, target), "side_by_side": batch_extra_path(side_by_side, target)}
+        try:
+            result = outpaint_file(pipe, source, target, options, progress=reporter, work_dir=work, **extras, **job)
+        except UserError as error:
+            reason = str(error)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:  # one broken input (or a bug it triggers) must not end the batch
+            reason = f"unexpected {type(error).__name__}: {' '.join(str(error).split()) or 'no message'}"
+        else:
+            report.done.append(result)
+            if on_done is not None:
+                on_done(result)
+            continue
+        report.failed.append((source, reason))
+        print(f"m3ddm outpaint: failed: {source}: {reason}", file=stream, flush=True)
+    return report
