@@ -9,6 +9,7 @@ from m3ddm.codecs import LatentCodec
 from m3ddm.models.tiny_autoencoder import TinyAutoencoder
 
 SHIPPED = Path(__file__).resolve().parents[2] / "src" / "m3ddm" / "weights" / "default" / "vae"
+CAMPAIGN = Path(__file__).resolve().parents[2] / "training" / "default-v4" / "vae"  # TAEF2, committed
 SHARED_TAEF2 = Path(__file__).resolve().parents[3] / "shared" / "weights" / "taef2"
 
 
@@ -70,6 +71,8 @@ def test_save_and_load_through_latent_codec(tmp_path):
 def _real_codec() -> LatentCodec:
     if (SHIPPED / "config.json").is_file() and "TinyAutoencoder" in (SHIPPED / "config.json").read_text():
         return LatentCodec.from_pretrained(SHIPPED)
+    if (CAMPAIGN / "config.json").is_file():
+        return LatentCodec.from_pretrained(CAMPAIGN)
     if SHARED_TAEF2.is_dir():
         return LatentCodec.taef2(SHARED_TAEF2)
     pytest.skip("no TAEF2 weights here (neither shipped nor in ../shared)")
