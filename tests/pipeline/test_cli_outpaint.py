@@ -255,3 +255,21 @@ def test_help_states_the_real_defaults(capsys):
 
     expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     assert pick_device("auto").type == expected
+
+
+def test_colour_match_and_replace_known_flags_change_only_the_border(tiny_pipeline_dir, tmp_path):
+    from m3ddm.io.testing import make_test_video
+
+    source = make_test_video(tmp_path / "in.mp4", frames=8, size=(64, 48), fps=24)
+    outs = {}
+    for name, flags in {"plain": [], "no_match": ["--no-colour-match"], "replace": ["--replace-known"]}.items():
+        out = tmp_path / f"{name}.mp4"
+        assert main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, "--quiet", *TINY,
+                     *flags]) == 0
+        outs[name] = np.stack(list(open_video_source(out).iter_frames())).astype(int)
+    height = outs["plain"].shape[1]  # 9:16: the border is above and below the 48 source rows
+    top, known = slice(0, 8), slice((height - 48) // 2 + 4, (height + 48) // 2 - 4)
+    for name in ("no_match", "replace"):
+        assert not np.array_equal(outs[name][:, top], outs["plain"][:, top]), name  # the border changes
+        # the known region is the source in every case (up to H.264: its bits move with the border)
+        assert np.abs(outs[name][:, known] - outs["plain"][:, known]).mean() < 4, name

@@ -84,6 +84,11 @@ def register(subparsers) -> None:
                    help=f"in [0, 1): share of the start noise common to every frame; higher flickers less "
                         f"(default: the model's: {_shipped('default_noise_share', 0.0):g} for the shipped model, "
                         f"0 = independent noise per frame as the paper)")
+    p.add_argument("--replace-known", action="store_true",
+                   help="RePaint-style: after every step reset the known region's latents to the source's, noised "
+                        "to that step (default off)")
+    p.add_argument("--no-colour-match", dest="colour_match", action="store_false",
+                   help="do not shift the border's colour to continue the source's at the seam (default: match)")
     p.add_argument("--vae-batch", type=int, default=8,
                    help="frames per VAE call (VAE slicing: lower uses less memory; default 8)")
     p.add_argument("--vae-tiling", action="store_true",
@@ -219,8 +224,8 @@ def run(args: argparse.Namespace) -> int:
         official_output=args.official_output, scheduler=args.scheduler, steps=args.steps, strides=args.strides,
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
         batch_windows=args.batch_windows, init=args.init, strength=args.strength, noise_share=args.noise_share,
-        vae_batch=args.vae_batch, vae_tiling=args.vae_tiling,
-        official_compat=args.official_compat,
+        vae_batch=args.vae_batch, vae_tiling=args.vae_tiling, replace_known=args.replace_known,
+        colour_match=args.colour_match, official_compat=args.official_compat,
         num_global_frames=args.global_frames,
     )
     if args.threads is not None:
