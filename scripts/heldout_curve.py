@@ -68,8 +68,9 @@ def main() -> None:
     out_file = args.run / "heldout.json"
     done = json.loads(out_file.read_text()) if out_file.is_file() else {}
     print("| step | held-out loss | training-split loss |\n|---:|---:|---:|")
-    for n, (step, path) in enumerate(ckpt.list_checkpoints(args.run)):
-        if n % args.every and step != ckpt.list_checkpoints(args.run)[-1][0]:
+    checkpoints = ckpt.list_checkpoints(args.run)
+    for n, (step, path) in enumerate(checkpoints):
+        if n % args.every and step != checkpoints[-1][0]:
             continue
         if str(step) not in done:
             unet = unet_from_checkpoint(path, averaged=True).eval()

@@ -566,13 +566,13 @@ class M3DDMPipeline(DiffusionPipeline):
         codec = self.codec
         frames = source.iter_frames()
         step = options.vae_batch
+        # --official-output is the official hard paste: no feather, no colour correction
+        official = options.official_output
+        feather, colour_match = (0, False) if official else (options.feather, options.colour_match)
         for start in range(0, latents.shape[0], step):
             canvases = _to_uint8(codec.decode(latents[start: start + step]))
             for canvas in canvases:
-                # --official-output is the official hard paste: no feather, no colour correction
-                official = options.official_output
-                yield compose(next(frames), canvas, geometry, feather=0 if official else options.feather,
-                              colour_match=options.colour_match and not official)
+                yield compose(next(frames), canvas, geometry, feather=feather, colour_match=colour_match)
 
 
 # ------------------------------------------------------------------------------------------- resume state
