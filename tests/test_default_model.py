@@ -10,8 +10,9 @@ import torch
 from m3ddm.cli import main
 from m3ddm.io import probe_video
 from m3ddm.io.testing import make_test_video
-from m3ddm.pipeline import DEFAULT_MODEL_DIR, M3DDMPipeline, OutpaintOptions, _to_pixels, _to_uint8
+from m3ddm.pipeline import DEFAULT_MODEL_DIR, M3DDMPipeline, OutpaintOptions
 from m3ddm.training.synthetic import synthetic_video
+from m3ddm.utils.pixels import psnr, signed_to_uint8, to_signed
 
 MAX_BYTES = 25 * 1024 * 1024
 
@@ -33,6 +34,7 @@ def test_folder_is_complete_and_small():
     assert total < MAX_BYTES, f"default model is {total / 2**20:.1f} MiB"
 
 
+@pytest.mark.slow
 def test_loads_without_argument_with_its_defaults(default_pipeline):
     index = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
     config = default_pipeline.config
@@ -51,16 +53,18 @@ def test_loads_without_argument_with_its_defaults(default_pipeline):
     assert default_pipeline.codec.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_codec_is_trained(default_pipeline):
     """An untrained codec of this shape reconstructs this frame at about 11 dB; the trained one at about 17.7."""
     frame = synthetic_video(3, seed=7, num_frames=1, height=64, width=64).frames[0]
     codec = default_pipeline.codec
     with torch.no_grad():
-        recon = _to_uint8(codec.decode(codec.encode(_to_pixels([frame]))))[0]
+        recon = signed_to_uint8(codec.decode(codec.encode(to_signed([frame]))))[0]
     mse = np.mean((recon.astype(np.float64) - frame) ** 2)
-    assert 10 * np.log10(255 ** 2 / mse) > 15
+    assert psnr(mse) > 15
 
 
+@pytest.mark.slow
 def test_outpaint_cli_uses_the_default_model(tmp_path, capsys):
     torch.set_num_threads(1)
     video = make_test_video(tmp_path / "clip.mp4", frames=8, size=(64, 48))
@@ -73,6 +77,7 @@ def test_outpaint_cli_uses_the_default_model(tmp_path, capsys):
     assert info.width >= 64  # the source keeps its full resolution inside the output
 
 
+@pytest.mark.slow
 def test_border_continues_the_source_better_than_grey(default_pipeline):
     """On a held-out synthetic pan the generated border is closer to the truth than a flat mid-grey border."""
     frames = synthetic_video(5, seed=123, num_frames=16, height=64, width=96).frames

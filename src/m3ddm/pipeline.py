@@ -31,6 +31,7 @@ from m3ddm.codecs import LatentCodec
 from m3ddm.conditioning import local_condition, null_condition
 from m3ddm.errors import UserError
 from m3ddm.geometry import Geometry, latent_mask, plan_geometry
+from m3ddm.io.frames import IMAGE_SUFFIXES  # noqa: F401 - re-exported: jobs.py reads it from here
 from m3ddm.io.prefetch import prefetch
 from m3ddm.models import GlobalContext, M3DDMUNet
 from m3ddm.planning import (
@@ -52,12 +53,12 @@ from m3ddm.sampling import (
     steps_run,
 )
 from m3ddm.utils.atomic import atomic_path
+from m3ddm.utils.pixels import signed_to_uint8, to_signed
 
 if TYPE_CHECKING:
     from m3ddm.progress import Reporter
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 @dataclass
@@ -162,18 +163,6 @@ def window_generator(seed: int, window_id: int) -> torch.Generator:
     """The window's own random stream: results do not depend on batching or resuming."""
     digest = hashlib.sha256(f"m3ddm:{seed}:{window_id}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
-
-
-def _to_pixels(images: list[np.ndarray]) -> torch.Tensor:
-    """uint8 HxWx3 images -> [N, 3, H, W] float in [-1, 1]."""
-    array = np.stack(images).astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(array).permute(0, 3, 1, 2)
-
-
-def _to_uint8(pixels: torch.Tensor) -> np.ndarray:
-    """[N, 3, H, W] in [-1, 1] -> uint8 NxHxWx3 (official rounding: (x/2+0.5)*255, rounded)."""
-    array = ((pixels.float().clamp(-1, 1) / 2 + 0.5) * 255).round().to(torch.uint8)
-    return array.permute(0, 2, 3, 1).cpu().numpy()
 
 
 class M3DDMPipeline(DiffusionPipeline):
@@ -366,9 +355,9 @@ class M3DDMPipeline(DiffusionPipeline):
         def flush():
             if pending:
                 if not latent_masked:  # (latent_mask: the context comes from the pre-fill's latents below)
-                    masked.append(codec.encode(_to_pixels(pending)).cpu().float())
+                    masked.append(codec.encode(to_signed(pending)).cpu().float())
                 if pending_fill:
-                    prefilled.append(codec.encode(_to_pixels(pending_fill)).cpu().float())
+                    prefilled.append(codec.encode(to_signed(pending_fill)).cpu().float())
                 pending.clear()
                 pending_fill.clear()
 
@@ -395,7 +384,7 @@ class M3DDMPipeline(DiffusionPipeline):
         flush()
         if count != n:
             raise UserError(f"the input announced {n} frames but {count} could be decoded")
-        black = codec.encode(_to_pixels([np.zeros_like(canvas)]))[0].cpu().float()
+        black = codec.encode(to_signed([np.zeros_like(canvas)]))[0].cpu().float()
         # the codec's own factor: our factor-4 codecs have latents twice as fine as SD's
         cells = latent_mask(geometry.mask, codec.downsample_factor)
         latent_mask_t = torch.from_numpy(cells.astype(np.float32))[None, None, None]
@@ -411,7 +400,7 @@ class M3DDMPipeline(DiffusionPipeline):
             # repeat as the driver does when the video has fewer frames than g
             order = global_frame_indices(n, options.num_global_frames)
             unique = sorted(g_indices)
-            enc = codec.encode(_to_pixels(stretched)).cpu().float()
+            enc = codec.encode(to_signed(stretched)).cpu().float()
             global_latents = enc[[unique.index(i) for i in order]]
         else:
             global_latents = masked_t[global_frame_indices(n, options.num_global_frames)]
@@ -570,7 +559,7 @@ class M3DDMPipeline(DiffusionPipeline):
         official = options.official_output
         feather, colour_match = (0, False) if official else (options.feather, options.colour_match)
         for start in range(0, latents.shape[0], step):
-            canvases = _to_uint8(codec.decode(latents[start: start + step]))
+            canvases = signed_to_uint8(codec.decode(latents[start: start + step]))
             for canvas in canvases:
                 yield compose(next(frames), canvas, geometry, feather=feather, colour_match=colour_match)
 

@@ -7,6 +7,7 @@ import torch
 
 from m3ddm.codecs import LatentCodec
 from m3ddm.models.tiny_autoencoder import TinyAutoencoder
+from m3ddm.utils.pixels import psnr, to_signed
 
 SHIPPED = Path(__file__).resolve().parents[2] / "src" / "m3ddm" / "weights" / "default" / "vae"
 CAMPAIGN = Path(__file__).resolve().parents[2] / "training" / "default-v4" / "vae"  # TAEF2, committed
@@ -87,11 +88,10 @@ def test_real_weights_reconstruct_a_photo():
 
     codec = _real_codec().float()
     image = resize(np.asarray(skimage.data.astronaut()), 160, 160)
-    pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+    pixels = to_signed(image)[None]
     out = codec.decode(codec.encode(pixels))
     mse = float(((out - pixels) / 2).pow(2).mean())
-    psnr = 10 * np.log10(1 / mse)
-    assert psnr > 26, psnr  # a random codec of this layout gives about 5 dB
+    assert psnr(mse, peak=1.0) > 26, psnr(mse, peak=1.0)  # a random codec of this layout gives about 5 dB
 
 
 @torch.no_grad()
@@ -103,7 +103,7 @@ def test_real_weights_tile_without_visible_seams():
 
     codec = _real_codec().float()
     image = resize(np.asarray(skimage.data.coffee()), 512, 384)
-    pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+    pixels = to_signed(image)[None]
     latents = codec.encode(pixels)
     whole = codec.decode(latents)
     codec.vae.register_to_config(tile_size=256, tile_overlap=64)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from m3ddm.errors import UserError
+from m3ddm.utils.pixels import psnr
 
 TINY = "tiny"
 
@@ -116,5 +117,4 @@ def region_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) ->
     if diff.size == 0:
         raise ValueError("the mask selects no pixel")
     mse = float(np.mean(diff**2))
-    psnr = float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-    return psnr, int(np.abs(diff).max())
+    return psnr(mse), int(np.abs(diff).max())

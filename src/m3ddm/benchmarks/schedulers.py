@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from m3ddm.errors import UserError
+from m3ddm.utils.pixels import PSNR_CAP_DB  # an identical clip counts as this in a mean with others
 
 DEFAULT_CONFIGS = "pndm:50,dpmpp:10,dpmpp:15,dpmpp:20,dpmpp:25,ddim:20"
 DEFAULT_REFERENCE = "pndm:50"
 DEFAULT_TOLERANCE_DB = 0.1
 WARP_SLACK = 1.05  # equal quality allows 5 % more region warp error than the reference
-PSNR_CAP_DB = 100.0  # a clip identical to the reference counts as this in a mean with non-identical clips
 # Options that the benchmark sets itself: per configuration (scheduler, steps) or from its own flag (seed).
 RESERVED_OPTIONS = {"scheduler": "--configs", "steps": "--configs", "seed": "--seed", "pad": "--ratio",
                     "ratio": "--ratio"}

@@ -12,6 +12,7 @@ import torch
 from m3ddm.app.preview import plan_preview
 from m3ddm.errors import UserError
 from m3ddm.geometry import Geometry, plan_geometry
+from m3ddm.utils.pixels import to_unit, unit_to_uint8
 
 CATEGORY = "m3ddm"
 PIPELINE_TYPE = "M3DDM_PIPELINE"  # a loaded M3DDMPipeline passed between nodes
@@ -40,12 +41,11 @@ def images_to_frames(images: torch.Tensor) -> np.ndarray:
         raise UserError(f"expected an IMAGE batch shaped [frames, height, width, channels], got {shape}")
     if images.shape[-1] == 1:
         images = images.expand(*images.shape[:-1], 3)
-    frames = (images[..., :3].detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return frames.cpu().numpy()
+    return unit_to_uint8(images[..., :3].detach().float().cpu().numpy())
 
 
 def frames_to_images(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(frames)).float() / 255.0
+    return torch.from_numpy(to_unit(np.asarray(frames))).float()
 
 
 def _target(target: str, ratio: str, pads: tuple[int, int, int, int]) -> tuple[str | None, tuple[int, ...] | None]:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from m3ddm.errors import UserError
+from m3ddm.utils.pixels import to_signed
 from m3ddm.utils.state_dict import state_dict_mismatch
 
 SHIFT = (-0.030, -0.088, -0.188)
@@ -172,7 +173,7 @@ def load_lpips(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
 
 def frames_to_lpips_input(frames: np.ndarray) -> torch.Tensor:
     """uint8 ``[F, H, W, 3]`` -> float ``[F, 3, H, W]`` in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return to_signed(frames)
 
 
 @torch.inference_mode()

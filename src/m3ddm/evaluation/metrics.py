@@ -25,20 +25,13 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from m3ddm.utils.pixels import PSNR_CAP_DB, psnr, to_unit
+
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = 5  # 11 taps: int(3.5 * 1.5 + 0.5), scikit-image's truncate=3.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
-PSNR_CAP_DB = 100.0
-_MSE_FLOOR = 10 ** (-PSNR_CAP_DB / 10)
 
 PadPx = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels
-
-
-def to_unit(frames: np.ndarray) -> np.ndarray:
-    """uint8 frames -> float64 in [0, 1]; float input is taken as already in [0, 1]."""
-    if frames.dtype == np.uint8:
-        return frames.astype(np.float64) / 255.0
-    return frames.astype(np.float64, copy=False)
 
 
 def region_mask(height: int, width: int, pad_px: Sequence[int]) -> np.ndarray:
@@ -65,8 +58,7 @@ def mse(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> flo
 
 def psnr_from_mse(value: float | np.ndarray, data_range: float = 1.0) -> float | np.ndarray:
     """PSNR in dB for a mean squared error on data of the given range; capped at 100 dB for exact frames."""
-    clipped = np.maximum(np.asarray(value, dtype=np.float64), _MSE_FLOOR * data_range**2)
-    result = 10.0 * np.log10(data_range**2 / clipped)
+    result = np.minimum(psnr(value, data_range), PSNR_CAP_DB)
     return float(result) if np.ndim(result) == 0 else result
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from m3ddm.evaluation.metrics import to_unit
+from m3ddm.utils.pixels import to_unit, unit_to_uint8
 
 FLOW_ESTIMATED_ON = "ground truth"
 # Farneback settings: pyramid scale 0.5, 3 levels, window 15, 3 iterations, poly_n 5, poly_sigma 1.2.
@@ -26,7 +26,7 @@ _FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, p
 
 def _gray(frame: np.ndarray) -> np.ndarray:
     if frame.dtype != np.uint8:
-        frame = np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
+        frame = unit_to_uint8(frame)
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 

@@ -20,7 +20,8 @@ from m3ddm.errors import UserError
 from m3ddm.io.video import VideoInfo
 from m3ddm.utils.atomic import atomic_path
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# The image files read as frames or stills, everywhere (frame folders, single images, training data).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_FOLDER_FPS = Fraction(24)
 FPS_FILE = "fps.txt"
 
@@ -31,7 +32,7 @@ def natural_key(name: str) -> tuple:
 
 
 def is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
 def list_frame_files(folder: str | os.PathLike) -> list[Path]:
@@ -47,7 +48,7 @@ def list_frame_files(folder: str | os.PathLike) -> list[Path]:
         if sequences:
             names = ", ".join(p.name for p in sequences[:3])
             raise UserError(f"{folder} holds sequences ({names}, ...), not frames; pass one sequence folder")
-        raise UserError(f"no images ({'/'.join(e[1:] for e in IMAGE_EXTENSIONS)}) in folder {folder}")
+        raise UserError(f"no images ({'/'.join(e[1:] for e in IMAGE_SUFFIXES)}) in folder {folder}")
     return files
 
 
@@ -165,8 +166,8 @@ def write_frame_folder(
     The folder is replaced atomically: it appears complete or not at all. Returns the frame count.
     """
     ext = ext.lower().lstrip(".")
-    if f".{ext}" not in IMAGE_EXTENSIONS:
-        raise ValueError(f"unsupported image format {ext!r}; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    if f".{ext}" not in IMAGE_SUFFIXES:
+        raise ValueError(f"unsupported image format {ext!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
     params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if ext in ("jpg", "jpeg") else []
     count = 0
     with atomic_path(folder, suffix="") as tmp:

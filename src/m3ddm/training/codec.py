@@ -22,6 +22,8 @@ from diffusers import AutoencoderKL
 from m3ddm.canvas import resize
 from m3ddm.codecs import SMALL_CODEC_CONFIG, SMALL_F4_CODEC_CONFIG, TINY_CODEC_CONFIG, LatentCodec
 from m3ddm.utils.atomic import atomic_path
+from m3ddm.utils.pixels import psnr as psnr_db
+from m3ddm.utils.pixels import to_signed, unit_to_uint8
 
 SKIMAGE_PICTURES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
                     "retina", "cat", "lily", "skin", "eagle", "colorwheel")
@@ -46,7 +48,7 @@ def _video_frames(name: str, every: int = 1) -> list[np.ndarray]:
 def _as_rgb(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype != np.uint8:  # some pictures are float in [0, 1]
-        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+        image = unit_to_uint8(image)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
     return np.ascontiguousarray(image[..., :3])
@@ -93,13 +95,13 @@ def random_crops(images: list[np.ndarray], count: int, size: int, rng: np.random
         top, left = rng.integers(h - size + 1), rng.integers(w - size + 1)
         crop = image[top:top + size, left:left + size]
         out[k] = crop[:, ::-1] if rng.random() < 0.5 else crop
-    return torch.from_numpy(out.astype(np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2).contiguous()
+    return to_signed(out).contiguous()
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of images in [-1, 1] (on the [0, 255] scale), over the whole batch."""
     mse = torch.mean(((a.clamp(-1, 1) - b.clamp(-1, 1)) * 127.5) ** 2).item()
-    return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+    return psnr_db(mse)
 
 
 @torch.no_grad()

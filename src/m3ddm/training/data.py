@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from m3ddm.errors import UserError
+from m3ddm.io.frames import IMAGE_SUFFIXES
 from m3ddm.planning import conditioning_fps, global_frame_indices
 from m3ddm.training.masking import (
     MaskPlan,
@@ -42,9 +43,9 @@ from m3ddm.training.masking import (
     plan_pixel_mask,
     sample_mask_plan,
 )
+from m3ddm.utils.pixels import to_signed
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # as m3ddm.io.frames
 # DAVIS and YouTube-VOS keep segmentation masks beside the frames; they are not videos to learn from.
 _IGNORED_DIR_PREFIXES = ("Annotations",)
 SYNTHETIC_PREFIX = "synthetic:"
@@ -100,7 +101,7 @@ def discover_videos(root: str | os.PathLike) -> list[Path]:
         if "480p" in dirs and "Full-Resolution" in dirs:
             dirs.remove("Full-Resolution")
         dirs.sort()
-        if any(name.lower().endswith(IMAGE_EXTENSIONS) for name in files):
+        if any(name.lower().endswith(IMAGE_SUFFIXES) for name in files):
             found.append(folder_path)
         found.extend(folder_path / name for name in sorted(files)
                      if name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith("."))
@@ -492,7 +493,7 @@ def build_latent_cache(
             continue
         box = center_box((entry.height, entry.width), size)
         pixels = np.stack([crop_resize(_rgb(frames[i]), box, size) for i in range(entry.num_frames)])
-        tensor = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        tensor = to_signed(pixels)
         latents = codec.encode(tensor, batch_size=batch_size).to("cpu", torch.float16)
         with atomic_path(folder / "videos" / f"{len(kept):06d}.safetensors") as tmp:
             save_file({"latents": latents.contiguous()}, str(tmp))

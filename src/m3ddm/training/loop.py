@@ -56,6 +56,7 @@ from m3ddm.training.objective import (
     step_generator,
     training_noise_scheduler,
 )
+from m3ddm.utils.pixels import signed_to_uint8, to_signed
 
 logger = logging.getLogger("m3ddm.train")
 PREVIEW_SAMPLE = 2**50  # sample number of the fixed validation clip, far beyond any training sample
@@ -477,9 +478,7 @@ def _log_preview(config, accelerator, unet, ema, codec, dataset, black_latent, s
                                 schedule=config.model.schedule())
     model.train(was_training)
     if "frames" in batch:  # show the real pixels, not their round trip through the codec
-        from m3ddm.training.objective import to_pixels
-
-        original = to_pixels(batch["frames"][0]).to(generated.device)
+        original = to_signed(batch["frames"][0]).to(generated.device)
         masked = torch.where(batch["mask"][0].to(original.device) > 0.5, -1.0, original)
         guides = batch["guides"][0].to(original.device)
         masked[guides] = original[guides]  # guide frames are given whole
@@ -497,7 +496,7 @@ def _log_preview(config, accelerator, unet, ema, codec, dataset, black_latent, s
         from m3ddm.utils.atomic import atomic_path
 
         frames = torch.cat([masked, generated], dim=-1)
-        frames = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        frames = signed_to_uint8(frames)
         with atomic_path(out / "samples" / f"step-{step:08d}.mp4") as tmp:
             write_video(tmp, list(frames), fps=max(1.0, float(mb.fps[0])))
     except Exception as exc:

@@ -27,6 +27,7 @@ from m3ddm.conditioning import local_condition, model_input, null_condition
 from m3ddm.sampling import make_scheduler
 from m3ddm.schedule import NUM_TRAIN_TIMESTEPS, PAPER_SCHEDULE, NoiseSchedule
 from m3ddm.training.masking import latent_mask_from_pixels
+from m3ddm.utils.pixels import to_signed
 
 
 def training_noise_scheduler(schedule: NoiseSchedule = PAPER_SCHEDULE) -> DDPMScheduler:
@@ -55,11 +56,6 @@ class ModelBatch:
     fps: torch.Tensor  # int64 [B]
     global_latents: torch.Tensor | None  # [B * g, C, h, w], dropped rows zeroed
     num_global: int
-
-
-def to_pixels(frames_uint8: torch.Tensor) -> torch.Tensor:
-    """``[..., H, W, 3]`` uint8 -> ``[..., 3, H, W]`` float in [-1, 1]."""
-    return frames_uint8.movedim(-1, -3).float() / 127.5 - 1.0
 
 
 @torch.no_grad()
@@ -100,7 +96,7 @@ def build_model_batch(
     else:
         frames = batch["frames"].to(device)
         b, f = frames.shape[:2]
-        pixels = to_pixels(frames).flatten(0, 1)  # [B*F, 3, H, W]
+        pixels = to_signed(frames).flatten(0, 1)  # [B*F, 3, H, W]
         pixel_mask = batch["mask"].to(device, torch.float32)  # [B, 1, H, W]
         frame_mask = pixel_mask.repeat_interleave(f, dim=0)  # [B*F, 1, H, W]
         letterboxed = torch.where(frame_mask > 0.5, torch.full_like(pixels, -1.0), pixels)
@@ -111,7 +107,7 @@ def build_model_batch(
         lmask = latent_mask_from_pixels(pixel_mask, factor)[:, :, None]  # [B, 1, 1, h, w]
         global_latents = None
         if "global_frames" in batch:
-            global_latents = encode(to_pixels(batch["global_frames"].to(device)).flatten(0, 1))
+            global_latents = encode(to_signed(batch["global_frames"].to(device)).flatten(0, 1))
 
     context, mask = local_condition(masked, lmask, z0, guides)
     null_context, null_mask = null_condition(black, z0.shape, z0, guides)

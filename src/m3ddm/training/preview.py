@@ -13,6 +13,7 @@ from m3ddm.conditioning import model_input
 from m3ddm.sampling import make_scheduler
 from m3ddm.schedule import PAPER_SCHEDULE, NoiseSchedule
 from m3ddm.training.objective import ModelBatch
+from m3ddm.utils.pixels import signed_to_uint8
 
 
 @torch.no_grad()
@@ -43,4 +44,4 @@ def preview_grid(original: torch.Tensor, masked: torch.Tensor, generated: torch.
     for clip in (original, masked, generated):
         rows.append(torch.cat(list(clip.clamp(-1, 1)), dim=-1))  # [3, H, F*W]
     grid = torch.cat(rows, dim=-2)
-    return ((grid + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+    return np.ascontiguousarray(np.moveaxis(signed_to_uint8(grid), -1, 0))
