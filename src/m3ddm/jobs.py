@@ -122,12 +122,15 @@ def outpaint_file(
     end: Fraction | float | None = None,
     preview: str | os.PathLike | None = None,
     side_by_side: str | os.PathLike | None = None,
+    save_adapter: str | os.PathLike | None = None,
+    on_adapt_step: Callable[[int, float], None] | None = None,
 ) -> OutpaintResult:
     """Outpaint one input (video file, frame folder or image) to ``output_path`` (video, image or folder).
 
     ``start``/``end`` (seconds after the first frame) outpaint only that range: the output, its audio and the
     global frames all come from it. ``preview`` writes a contact sheet (PNG), ``side_by_side`` a video of the
-    source beside the output. Outputs appear complete or not at all.
+    source beside the output. ``save_adapter`` keeps the adapter tuned by ``options.adapt`` in that folder.
+    Outputs appear complete or not at all.
     """
     began = time.perf_counter()
     reporter = _as_reporter(progress)
@@ -155,8 +158,11 @@ def outpaint_file(
 
     geometry, latents, stats = pipe.generate(
         source, options, work_dir=work, resume=resume, progress=reporter, on_window=window_finished,
-        source_id=_source_identity(input_path, source),
+        source_id=_source_identity(input_path, source), on_adapt_step=on_adapt_step,
     )
+    if save_adapter is not None and stats["adapter"] is not None and Shard.current().rank == 0:
+        stats["adapter"].save(save_adapter)
+        reporter.stage("adapter", f"saved in {save_adapter}")
     if Shard.current().rank == 0:
         extras = [str(p) for p in (preview_path, side_path) if p is not None]
         reporter.stage("writing", f"{output_path} ({geometry.output_w}x{geometry.output_h}"

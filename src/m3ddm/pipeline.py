@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -26,6 +27,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from safetensors.torch import load_file, save_file
 
+from m3ddm.adaptation import Adapter, AdaptSettings, AdaptState, VideoLatents, adapt
 from m3ddm.canvas import build_canvas, compose, prefill_telea, resize
 from m3ddm.codecs import LatentCodec
 from m3ddm.conditioning import local_condition, null_condition
@@ -52,6 +54,7 @@ from m3ddm.sampling import (
     sample_windows,
     steps_run,
 )
+from m3ddm.schedule import NUM_TRAIN_TIMESTEPS, NoiseSchedule
 from m3ddm.utils.atomic import atomic_path
 from m3ddm.utils.pixels import signed_to_uint8, to_signed
 
@@ -97,6 +100,9 @@ class OutpaintOptions:
     # Encode/decode each frame in overlapping tiles of the VAE's sample_size (diffusers' tiling): bounds memory at
     # large working sizes; the tiles are blended, so the output changes slightly.
     vae_tiling: bool = False
+    # Per-video adaptation (issue 17): tune a copy of the UNet on this video's known region first (steps 0 = off).
+    adapt: AdaptSettings = field(default_factory=AdaptSettings)
+    adapter: str | None = None  # an adapter folder saved by an earlier run (--save-adapter): used, not re-tuned
 
 
 # How the masked context is encoded: "letterbox" encodes the canvas with masked pixels black (the official driver);
@@ -291,6 +297,13 @@ class M3DDMPipeline(DiffusionPipeline):
         """Outpaint frames ``[F, H, W, 3]`` uint8 in memory; ``pad_px`` = (left, top, right, bottom) pixels of the
         output border. Returns ``[F, H + top + bottom, W + left + right, 3]`` (for evaluation)."""
         source = ArraySource(frames, fps)
+        # flat keys from evaluation's --option (adapt=200, adapt_method=full, ...) -> the adaptation settings
+        tuning = {key.removeprefix("adapt_") if key != "adapt" else "steps": options.pop(key)
+                  for key in [k for k in options if k == "adapt" or k.startswith("adapt_")]}
+        if tuning:
+            tuning = {"learning_rate" if key == "lr" else "batch_size" if key == "batch" else key: value
+                      for key, value in tuning.items()}
+            options["adapt"] = AdaptSettings(**tuning)
         opts = OutpaintOptions(seed=seed, **options)
         if pad_px is not None:
             left, top, right, bottom = pad_px
@@ -316,6 +329,9 @@ class M3DDMPipeline(DiffusionPipeline):
         check_noise_share(noise_share)
         if options.vae_batch < 1:
             raise UserError(f"the VAE batch must be at least 1 frame, got {options.vae_batch}")
+        options.adapt.check()
+        if options.adapter is not None and options.adapt.steps:
+            raise UserError("give either --adapt STEPS (tune on this video) or --adapter DIR (use a saved adapter)")
         s1, s2 = self.config.get("default_guidance", PAPER_GUIDANCE)
         return replace(
             options,
@@ -406,15 +422,42 @@ class M3DDMPipeline(DiffusionPipeline):
             global_latents = masked_t[global_frame_indices(n, options.num_global_frames)]
         return EncodedVideo(masked_t, torch.cat(prefilled) if prefilled else None, black, global_latents, latent_mask_t)
 
+    def adapted_unet(self, encoded: EncodedVideo, options: OutpaintOptions, fps: Fraction, *,
+                     work_dir: Path | None = None, fingerprint: str = "", resume: bool = False,
+                     progress: bool | Reporter = False,
+                     on_adapt_step: Callable[[int, float], None] | None = None) -> tuple[M3DDMUNet, Adapter | None]:
+        """The UNet that generates this video: the base model, or a copy tuned on the video (``options.adapt``) or
+        carrying a saved adapter (``options.adapter``). The base model is never changed."""
+        if options.adapter is not None:
+            adapter = Adapter.load(options.adapter)
+            return adapter.apply(self.unet), adapter
+        if options.adapt.steps == 0:
+            return self.unet, None
+        from m3ddm.progress import Reporter
+
+        latents = encoded.prefilled if encoded.prefilled is not None else encoded.masked
+        video = VideoLatents(latents, encoded.latent_mask[0, 0, 0], encoded.black, float(fps), options.strides,
+                             options.num_global_frames, bool(self.unet.config.global_context))
+        # image-to-image from the pre-fill only visits the noise levels below strength * T: tune on those
+        max_t = NUM_TRAIN_TIMESTEPS if options.init != "prefill" else \
+            max(1, math.ceil(options.strength * NUM_TRAIN_TIMESTEPS))
+        reporter = progress if isinstance(progress, Reporter) else Reporter("bar" if progress else "quiet")
+        state = AdaptState(work_dir, fingerprint) if work_dir is not None and Shard.current().world == 1 else None
+        adapter = adapt(self.unet, video, options.adapt, NoiseSchedule.from_config(self.scheduler.config),
+                        seed=options.seed, max_timestep=max_t, state=state, resume=resume,
+                        progress=reporter if reporter.enabled else None, on_step=on_adapt_step)
+        return adapter.apply(self.unet), adapter
+
     @torch.no_grad()
-    def global_context(self, encoded: EncodedVideo) -> GlobalContext | None:
+    def global_context(self, encoded: EncodedVideo, unet: M3DDMUNet | None = None) -> GlobalContext | None:
         """Tokens [null, real] computed once per video; key/values cached across windows and steps."""
         if encoded.global_latents is None:
             return None
+        unet = unet if unet is not None else self.unet
         g = encoded.global_latents.shape[0]
-        device = self.unet.device
-        real = self.unet.encode_global(encoded.global_latents.to(device), g)
-        null = self.unet.encode_global(torch.zeros_like(encoded.global_latents).to(device), g)
+        device = unet.device
+        real = unet.encode_global(encoded.global_latents.to(device), g)
+        null = unet.encode_global(torch.zeros_like(encoded.global_latents).to(device), g)
         return GlobalContext(torch.cat([null, real]), cache_kv=True)
 
     def window_batch(self, windows: list[Window], encoded: EncodedVideo, generated: torch.Tensor,
@@ -454,8 +497,12 @@ class M3DDMPipeline(DiffusionPipeline):
         progress: bool | Reporter = False,
         on_window: Callable[[Window], None] | None = None,
         source_id: str = "array",
+        on_adapt_step: Callable[[int, float], None] | None = None,
     ) -> tuple[Geometry, torch.Tensor, dict]:
-        """Generated canvas latents ``[N, C, h, w]`` for every frame, following the coarse-to-fine plan."""
+        """Generated canvas latents ``[N, C, h, w]`` for every frame, following the coarse-to-fine plan.
+
+        The returned stats hold the windows, the UNet calls and the adapter the video was generated with (or
+        None)."""
         n = source.info.num_frames
         options = self.resolve(options, n)
         geometry = self.geometry_for(source, options)
@@ -472,17 +519,21 @@ class M3DDMPipeline(DiffusionPipeline):
         scheduler = make_scheduler(options.scheduler, self.scheduler)
         guidance = Guidance(options.guidance_context, options.guidance_global)
         encoded = self.encode_video(source, geometry, options)
-        context = self.global_context(encoded)
-        # One draw per video (not per window), so the shared part of the noise is the same in every window.
-        shared_noise = None if options.noise_share == 0 else torch.randn(
-            (encoded.masked.shape[1], 1, *encoded.masked.shape[-2:]), generator=window_generator(options.seed, -1))
-
         shard = Shard.current()
         if shard.world > 1 and resume:
             raise UserError("--resume is not supported with several processes")
         # One work folder cannot take several writers: a sharded run has no resume state.
         keep_state = work_dir is not None and shard.world == 1
-        state = WorkState(work_dir, _fingerprint(options, source_id, self.unet)) if keep_state else None
+        fingerprint = _fingerprint(options, source_id, self.unet)
+        unet, adapter = self.adapted_unet(encoded, options, source.info.fps, work_dir=work_dir if keep_state else None,
+                                          fingerprint=fingerprint, resume=resume, progress=progress,
+                                          on_adapt_step=on_adapt_step)
+        context = self.global_context(encoded, unet)
+        # One draw per video (not per window), so the shared part of the noise is the same in every window.
+        shared_noise = None if options.noise_share == 0 else torch.randn(
+            (encoded.masked.shape[1], 1, *encoded.masked.shape[-2:]), generator=window_generator(options.seed, -1))
+
+        state = WorkState(work_dir, fingerprint) if keep_state else None
         generated = torch.zeros_like(encoded.masked)
         done: set[int] = set()
         if state is not None and resume:
@@ -494,7 +545,7 @@ class M3DDMPipeline(DiffusionPipeline):
             else len(options.branches)
         steps = steps_run(options.steps, options.strength)
         bar = _progress_bar(plan, steps, done, progress if shard.rank == 0 else False, calls_per_step)
-        stats = {"windows": len(plan.windows), "unet_calls": 0}
+        stats = {"windows": len(plan.windows), "unet_calls": 0, "adapter": adapter}
         for level in plan.levels:
             # Level 1 chains (each window guides the next): one process runs it. Later levels are independent:
             # their windows are dealt round-robin to the processes, then every process gets every result.
@@ -505,7 +556,7 @@ class M3DDMPipeline(DiffusionPipeline):
                 batch = self.window_batch(batch_windows, encoded, generated, source.info.fps,
                                           official_fps=options.official_compat)
                 out = sample_windows(
-                    self.unet, scheduler, batch, steps=options.steps,
+                    unet, scheduler, batch, steps=options.steps,
                     generators=[window_generator(options.seed, w.id) for w in batch_windows],
                     guidance=guidance, context=context, init=options.init, strength=options.strength,
                     official_compat=options.official_compat,
@@ -601,6 +652,11 @@ def _fingerprint(options: OutpaintOptions, source_id: str, unet: M3DDMUNet) -> s
         weights.update(name.encode())
         weights.update(tensor.detach().float().flatten()[:64].cpu().numpy().tobytes())
     decisive = {k: v for k, v in asdict(options).items() if k not in RUNTIME_ONLY_OPTIONS}
+    if options.adapter is not None:  # the adapter's content, not only its folder name
+        from m3ddm.adaptation import ADAPTER_WEIGHTS
+
+        weights_file = Path(options.adapter) / ADAPTER_WEIGHTS
+        decisive["adapter"] = _file_identity(weights_file) if weights_file.is_file() else options.adapter
     payload = json.dumps({"options": decisive, "source": source_id, "unet": dict(unet.config),
                           "weights": weights.hexdigest()}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()

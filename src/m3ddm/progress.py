@@ -56,6 +56,8 @@ class Reporter:
         self._units = 0
         self._windows = 0
         self._estimated = False
+        self._adapt_started = 0.0
+        self._adapt_total = self._adapt_first = self._adapt_reported = 0
 
     @classmethod
     def for_stream(cls, quiet: bool = False, stream: TextIO | None = None, prefix: str = "") -> Reporter:
@@ -82,6 +84,40 @@ class Reporter:
     def stage(self, name: str, detail: str = "") -> None:
         """A stage begins: loading, encoding, generating, writing."""
         self.line(f"{name}: {detail}" if detail else name)
+
+    # -------------------------------------------------------------------------- adapting
+    def adapting(self, steps: int, done: int, method: str) -> Reporter:
+        """Per-video tuning starts (``done`` steps were already taken by an interrupted run); returns the step
+        counter (``adapt_step``/``close``)."""
+        self._adapt_started, self._adapt_total, self._adapt_first = self.clock(), steps, done
+        self._adapt_reported = done
+        resumed = f", resuming after step {done}" if done else ""
+        self.stage("adapting", f"tuning the model on this video: {steps} step{'s' * (steps != 1)} ({method}, one "
+                               f"forward and backward pass each){resumed}")
+        if self.mode == "bar" and steps > done:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=steps, initial=done, unit="step", desc=f"{self.prefix}adapting",
+                             dynamic_ncols=True, file=self.stream)
+        return self
+
+    def adapt_step(self, step: int, loss: float) -> None:
+        """Adaptation step ``step`` (1-based) is done; in line mode a line about every tenth of the way."""
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            return
+        if self.mode != "lines":
+            return
+        tenth = max(1, self._adapt_total // 10)
+        if step - self._adapt_reported < tenth and step != self._adapt_total:
+            return
+        self._adapt_reported = step
+        elapsed = self.clock() - self._adapt_started
+        taken = step - self._adapt_first
+        eta = elapsed / taken * (self._adapt_total - step) if taken else 0.0
+        self.line(f"adapt step {step}/{self._adapt_total} ({100 * step / self._adapt_total:.0f}%), loss {loss:.4f}, "
+                  f"elapsed {format_seconds(elapsed)}, ETA {format_seconds(eta)}")
 
     # -------------------------------------------------------------------------- generating
     def generating(self, windows: int, levels: int, steps: int, branches: int, unet_calls: int) -> Reporter:

@@ -5,28 +5,18 @@ import socket
 from pathlib import Path
 
 import pytest
-import torch
 
-from m3ddm.codecs import LatentCodec
+from m3ddm.benchmarks.models import tiny_pipeline
 from m3ddm.io.testing import encoder_available, make_test_video
-from m3ddm.models import M3DDMUNet
 from m3ddm.pipeline import M3DDMPipeline
-from m3ddm.sampling import make_scheduler
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network calls from the tests
 
 
-def make_tiny_pipeline() -> M3DDMPipeline:
-    """A random 'tiny' UNet and codec at a 96-pixel canvas, 2 steps: seconds per clip on one CPU thread."""
-    torch.manual_seed(0)
-    unet = M3DDMUNet.from_preset("tiny").eval()
-    return M3DDMPipeline(unet=unet, vae=LatentCodec.tiny().vae.eval(), scheduler=make_scheduler("dpmpp"),
-                         default_size=96, default_steps=2)
-
-
 @pytest.fixture(scope="session")
 def tiny_pipe() -> M3DDMPipeline:
-    return make_tiny_pipeline()
+    """The shared random tiny pipeline at a 96-pixel canvas and 2 steps: seconds per clip on one CPU thread."""
+    return tiny_pipeline(default_size=96, default_steps=2)
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,13 @@ from m3ddm.utils.pixels import psnr
 TINY = "tiny"
 
 
-def tiny_pipeline(default_size: int = 128, default_steps: int = 25, seed: int = 0):
-    """A random tiny pipeline (tiny UNet and codec) with the production defaults (dpmpp, 25 steps).
+def tiny_pipeline(default_size: int = 128, default_steps: int = 25, seed: int = 0, **settings):
+    """A random tiny pipeline (tiny UNet and codec) with the production defaults (dpmpp, 25 steps): the one model
+    that the benchmarks and the tests (at 96 pixels and 2 steps) run without weights.
 
     Attention and transformer output projections are made non-zero (they start at zero), so every guidance
     branch, global frame and attention backend actually changes the result: the comparisons then mean something.
+    ``settings`` are further pipeline settings (``model_index.json`` keys such as ``default_guidance``).
     """
     import torch
 
@@ -34,7 +36,7 @@ def tiny_pipeline(default_size: int = 128, default_steps: int = 25, seed: int = 
                 p.normal_(0, 0.2)
     codec = LatentCodec.tiny(seed).vae.eval()
     return M3DDMPipeline(unet=unet, vae=codec, scheduler=make_scheduler("dpmpp"), default_size=default_size,
-                         default_scheduler="dpmpp", default_steps=default_steps)
+                         default_scheduler="dpmpp", default_steps=default_steps, **settings)
 
 
 def prepare_model(model: str, folder: Path) -> str:

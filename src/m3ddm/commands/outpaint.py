@@ -98,6 +98,20 @@ def register(subparsers) -> None:
                    help=f"number of global frames (default: the model's: {_shipped('num_global_frames', 16)} for the "
                         f"shipped model, 16 for --unet/--vae)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better; default 18)")
+    tune = p.add_argument_group("per-video adaptation", "tune a copy of the model on the input's own known region "
+                                "before painting its border (the base model is not changed)")
+    tune.add_argument("--adapt", type=int, default=0, metavar="STEPS",
+                      help="adaptation steps (default 0 = off; each costs about three UNet calls)")
+    tune.add_argument("--adapt-method", choices=("lora", "full"), default="lora",
+                      help="LoRA adapters on the attention and convolution layers (default), or all weights")
+    tune.add_argument("--adapt-lr", type=float, metavar="LR",
+                      help="learning rate (default: 1e-3 for lora, 1e-4 for full)")
+    tune.add_argument("--adapt-rank", type=int, default=8, help="LoRA rank (default 8)")
+    tune.add_argument("--adapt-batch", type=int, default=1, help="clips per adaptation step (default 1)")
+    tune.add_argument("--save-adapter", metavar="DIR", help="keep the tuned adapter in DIR (with --adapt)")
+    tune.add_argument("--adapter", metavar="DIR",
+                      help="use an adapter saved by --save-adapter (e.g. another clip of the same camera) instead "
+                           "of tuning")
     run_group = p.add_argument_group("running")
     run_group.add_argument("--device", default="auto",
                            help="auto (default: cuda if available, then mps, else cpu), cpu, cuda, cuda:1, mps")
@@ -207,6 +221,7 @@ def pick_device(name: str):
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from m3ddm.adaptation import AdaptSettings
     from m3ddm.jobs import outpaint_batch, outpaint_file
     from m3ddm.pipeline import M3DDMPipeline, OutpaintOptions, Shard
     from m3ddm.progress import Reporter
@@ -227,7 +242,14 @@ def run(args: argparse.Namespace) -> int:
         vae_batch=args.vae_batch, vae_tiling=args.vae_tiling, replace_known=args.replace_known,
         colour_match=args.colour_match, official_compat=args.official_compat,
         num_global_frames=args.global_frames,
+        adapt=AdaptSettings(args.adapt, args.adapt_method, args.adapt_lr, args.adapt_rank, args.adapt_batch),
+        adapter=args.adapter,
     )
+    options.adapt.check()
+    if args.save_adapter is not None and not args.adapt:
+        raise UserError("--save-adapter keeps the adapter that --adapt STEPS tunes: give --adapt too")
+    if args.save_adapter is not None and batch:
+        raise UserError("--save-adapter takes one input (an adapter is tuned on one video)")
     if args.threads is not None:
         import cv2
 
@@ -251,7 +273,8 @@ def run(args: argparse.Namespace) -> int:
     if not batch:
         result = outpaint_file(pipe, inputs[0], output, options, work_dir=args.work_dir,
                                progress=Reporter.for_stream(args.quiet or Shard.current().rank != 0),
-                               preview=args.preview, side_by_side=args.side_by_side, **job)
+                               preview=args.preview, side_by_side=args.side_by_side,
+                               save_adapter=args.save_adapter, **job)
         summary(result)
         return 0
     outputs = _batch_outputs(inputs, output)

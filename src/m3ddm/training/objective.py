@@ -145,14 +145,16 @@ class NoiseDraw:
 
 
 def draw_noise(
-    shape: torch.Size, generator: torch.Generator, pool: NoiseDraw | None = None
+    shape: torch.Size, generator: torch.Generator, pool: NoiseDraw | None = None,
+    max_timestep: int = NUM_TRAIN_TIMESTEPS,
 ) -> NoiseDraw:
-    """Epsilon and timesteps for a batch (CPU); from ``pool`` when given (fixed set, for overfit tests)."""
+    """Epsilon and timesteps (uniform below ``max_timestep``) for a batch (CPU); from ``pool`` when given (fixed
+    set, for overfit tests)."""
     b = shape[0]
     if pool is not None:
         pick = torch.randint(0, pool.noise.shape[0], (b,), generator=generator)
         return NoiseDraw(pool.noise[pick].clone(), pool.timesteps[pick].clone())
-    timesteps = torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=generator)
+    timesteps = torch.randint(0, max_timestep, (b,), generator=generator)
     noise = torch.randn(shape, generator=generator)
     return NoiseDraw(noise, timesteps)
 

@@ -1,0 +1,197 @@
+"""Per-video adaptation (``--adapt``): the adapter changes, the base model does not; the same seed gives the same
+adapter and the same file; a crash during adaptation followed by ``--resume`` gives the uninterrupted file; a saved
+adapter reused with ``--adapter`` gives the file the tuning run gave."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from m3ddm.adaptation import (
+    Adapter,
+    AdaptSettings,
+    AdaptState,
+    VideoLatents,
+    adapt,
+    draw_clip,
+    known_block,
+)
+from m3ddm.errors import UserError
+from m3ddm.io.testing import make_test_video
+from m3ddm.pipeline import ArraySource, OutpaintOptions
+from m3ddm.schedule import NoiseSchedule
+from m3ddm.training.loop import weight_digest
+
+
+def _video(pipe, frames: int = 20) -> VideoLatents:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (1, 48, 64, 3))
+    clip = np.clip(base + np.arange(frames)[:, None, None, None] * 3, 0, 255).astype(np.uint8)
+    source = ArraySource(clip, 24)
+    options = pipe.resolve(OutpaintOptions(pad="16,0,16,0"), frames)
+    geometry = pipe.geometry_for(source, options)
+    encoded = pipe.encode_video(source, geometry, options)
+    return VideoLatents(encoded.prefilled, encoded.latent_mask[0, 0, 0], encoded.black, 24.0, (1,), 4, True)
+
+
+def test_known_block_leaves_out_the_cells_at_the_seam():
+    mask = torch.ones(8, 20)
+    mask[:, 3:13] = 0  # known columns 3..12 of 20, all rows
+    assert known_block(mask) == (0, 4, 8, 8)  # a cell less beside each masked side, none at the canvas edge
+    mask[:, 3:8] = 1
+    with pytest.raises(UserError, match="too small"):
+        known_block(mask)
+    with pytest.raises(UserError):
+        known_block(torch.ones(6, 10))
+
+
+def test_clips_are_a_function_of_seed_and_step_and_hide_cells_only_inside_the_crop(tiny_pipeline):
+    video = _video(tiny_pipeline)
+    a, b = draw_clip(video, 3, 7, 2, 0.6), draw_clip(video, 3, 7, 2, 0.6)
+    c = draw_clip(video, 3, 8, 2, 0.6)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(a[k].shape == c[k].shape and torch.equal(a[k], c[k]) for k in a)
+    top, left, kh, kw = known_block(video.latent_mask)
+    assert a["latents"].shape[-2] <= kh and a["latents"].shape[-1] <= kw
+    assert a["latents"].shape[:3] == (2, video.latents.shape[1], 16)
+    # the crop's content is the video's known cells (some 16-frame run of them)
+    crop = a["latents"][0, :, 0]
+    ch, cw = crop.shape[-2:]
+    hits = [(y, x) for y in range(top, top + kh - ch + 1) for x in range(left, left + kw - cw + 1)
+            if any(torch.equal(video.latents[f, :, y: y + crop.shape[-2], x: x + crop.shape[-1]], crop)
+                   for f in range(video.latents.shape[0]))]
+    assert hits
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_adaptation_changes_the_adapter_and_never_the_base_model(tiny_pipeline, method):
+    video = _video(tiny_pipeline)
+    unet = tiny_pipeline.unet
+    before = weight_digest(unet)
+    adapter = adapt(unet, video, AdaptSettings(steps=3, method=method), NoiseSchedule(), seed=1)
+    assert weight_digest(unet) == before
+    tuned = adapter.apply(unet)
+    assert weight_digest(unet) == before
+    if method == "lora":
+        assert adapter.tensors and all("lora_" in name for name in adapter.tensors)
+        assert any(name.endswith("lora_B.default.weight") and t.abs().max() > 0 for name, t in adapter.tensors.items())
+    sample = torch.randn(1, 9, 16, 6, 8, generator=torch.Generator().manual_seed(0))
+    glob = torch.randn(4, 4, 6, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out_base = unet.denoise(sample, torch.tensor([500]), torch.tensor([8]), unet.encode_global(glob, 4))
+        out_tuned = tuned.denoise(sample, torch.tensor([500]), torch.tensor([8]), tuned.encode_global(glob, 4))
+    assert not torch.equal(out_base, out_tuned)
+
+
+def test_same_seed_same_adapter_and_a_resumed_run_ends_where_an_uninterrupted_one_does(tiny_pipeline, tmp_path):
+    video = _video(tiny_pipeline)
+    settings = AdaptSettings(steps=5)
+    whole = adapt(tiny_pipeline.unet, video, settings, NoiseSchedule(), seed=2)
+    again = adapt(tiny_pipeline.unet, video, settings, NoiseSchedule(), seed=2)
+    other = adapt(tiny_pipeline.unet, video, settings, NoiseSchedule(), seed=3)
+    assert all(torch.equal(whole.tensors[k], again.tensors[k]) for k in whole.tensors)
+    assert not all(torch.equal(whole.tensors[k], other.tensors[k]) for k in whole.tensors)
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_4(step, loss):
+        if step == 4:
+            raise Crash
+
+    state = AdaptState(tmp_path / "work", "fp")
+    with pytest.raises(Crash):
+        adapt(tiny_pipeline.unet, video, settings, NoiseSchedule(), seed=2, state=state, checkpoint_every=2,
+              on_step=crash_at_4)
+    steps = []
+    resumed = adapt(tiny_pipeline.unet, video, settings, NoiseSchedule(), seed=2, state=state, resume=True,
+                    checkpoint_every=2, on_step=lambda step, loss: steps.append(step))
+    assert steps == [5]  # the crash came after the checkpoint of step 4: only step 5 was left
+    assert all(torch.equal(whole.tensors[k], resumed.tensors[k]) for k in whole.tensors)
+    with pytest.raises(UserError, match="other settings"):
+        AdaptState(tmp_path / "work", "another run").load()
+
+
+def test_an_adapter_saves_loads_and_refuses_another_base_model(tiny_pipeline, tmp_path):
+    import copy
+
+    adapter = adapt(tiny_pipeline.unet, _video(tiny_pipeline), AdaptSettings(steps=1), NoiseSchedule())
+    adapter.save(tmp_path / "adapter")
+    loaded = Adapter.load(tmp_path / "adapter")
+    assert all(torch.equal(loaded.tensors[k], adapter.tensors[k]) for k in adapter.tensors)
+    other = copy.deepcopy(tiny_pipeline.unet)
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    with pytest.raises(UserError, match="another model"):
+        loaded.apply(other)
+    (tmp_path / "broken").mkdir()
+    with pytest.raises(UserError, match="not an adapter folder"):
+        Adapter.load(tmp_path / "broken")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "m3ddm", *args], capture_output=True, text=True, env=env,
+                          timeout=900)
+
+
+@pytest.mark.slow
+def test_adapted_files_are_reproducible_resumable_and_reusable(tiny_pipeline_dir, tmp_path):
+    """Through the CLI, on the written files: --adapt twice gives the same bytes; a run that crashed during
+    adaptation and was resumed gives the same bytes; --adapter with the saved adapter gives the same bytes."""
+    from m3ddm.jobs import outpaint_file
+    from m3ddm.pipeline import M3DDMPipeline
+
+    video = make_test_video(tmp_path / "in.mp4", frames=20, size=(64, 48), fps=24)
+    common = [str(video), "--pad", "16,0,16,0", "--model", tiny_pipeline_dir, "--steps", "1", "--quiet",
+              "--threads", "1", "--adapt", "12"]
+    first = _cli("outpaint", *common, "-o", str(tmp_path / "a.mp4"), "--save-adapter", str(tmp_path / "adapter"))
+    assert first.returncode == 0, first.stderr
+    second = _cli("outpaint", *common, "-o", str(tmp_path / "b.mp4"))
+    assert second.returncode == 0, second.stderr
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+
+    plain = _cli("outpaint", *common[:-2], "-o", str(tmp_path / "plain.mp4"))
+    assert plain.returncode == 0, plain.stderr
+    assert (tmp_path / "plain.mp4").read_bytes() != (tmp_path / "a.mp4").read_bytes()
+
+    reused = _cli("outpaint", *common[:-2], "--adapter", str(tmp_path / "adapter"), "-o", str(tmp_path / "c.mp4"))
+    assert reused.returncode == 0, reused.stderr
+    assert (tmp_path / "c.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_11(step, loss):  # after the checkpoint of step 10
+        if step == 11:
+            raise Crash
+
+    pipe = M3DDMPipeline.load(tiny_pipeline_dir)
+    options = OutpaintOptions(pad="16,0,16,0", steps=1, adapt=AdaptSettings(steps=12))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CLI runs above and below use one thread: the same arithmetic
+    try:
+        with pytest.raises(Crash):
+            outpaint_file(pipe, video, tmp_path / "d.mp4", options, work_dir=tmp_path / "work",
+                          on_adapt_step=crash_at_11)
+    finally:
+        torch.set_num_threads(threads)
+    assert not (tmp_path / "d.mp4").exists()
+    resumed = _cli("outpaint", *common, "-o", str(tmp_path / "d.mp4"), "--work-dir", str(tmp_path / "work"),
+                   "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "d.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()
+
+
+def test_bad_adaptation_settings_are_one_clear_line(tiny_pipeline_dir, tmp_path):
+    video = make_test_video(tmp_path / "in.mp4", frames=4, size=(64, 48), fps=24)
+    for extra, message in ((["--adapt", "-1"], "--adapt"), (["--adapter", str(tmp_path)], "not an adapter folder"),
+                           (["--save-adapter", str(tmp_path / "x")], "--save-adapter")):
+        run = _cli("outpaint", str(video), "--pad", "16,0,16,0", "--model", tiny_pipeline_dir, "--quiet",
+                   "-o", str(tmp_path / "o.mp4"), *extra)
+        assert run.returncode != 0
+        assert message in run.stderr and "Traceback" not in run.stderr, run.stderr
+        assert not (tmp_path / "o.mp4").exists()
