@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from m3ddm.errors import UserError
 from m3ddm.planning import DEFAULT_WINDOW, conditioning_fps, global_frame_indices
 from m3ddm.schedule import NUM_TRAIN_TIMESTEPS, NoiseSchedule
+from m3ddm.training.data import latent_clip_sample, sample_clip_indices
 from m3ddm.training.masking import MaskProbabilities, plan_pixel_mask, sample_mask_plan
 from m3ddm.training.objective import (
     Denoiser,
@@ -74,7 +75,7 @@ class AdaptSettings:
     min_crop: float = 0.6  # crops cover this share of the known block's side, up to all of it
     min_snr_gamma: float | None = 5.0
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         if self.steps < 0:
             raise UserError(f"--adapt takes a number of steps >= 0, got {self.steps}")
         if self.method not in ADAPT_METHODS:
@@ -140,24 +141,12 @@ def draw_clip(video: VideoLatents, seed: int, step: int, batch_size: int, min_cr
     n = video.latents.shape[0]
     rows = []
     for _ in range(batch_size):
-        stride = int(rng.choice(video.strides))
-        stride = max(1, min(stride, (n - 1) // (DEFAULT_WINDOW - 1))) if n >= DEFAULT_WINDOW else 1
-        first = int(rng.integers(0, max(1, n - (DEFAULT_WINDOW - 1) * stride)))
-        indices = [min(first + i * stride, n - 1) for i in range(DEFAULT_WINDOW)]
+        stride = int(rng.choice(video.strides))  # one of the plan's strides (shortened to fit a short video)
+        indices, stride = sample_clip_indices(rng, n, DEFAULT_WINDOW, (stride, stride))
         plan = sample_mask_plan(rng, DEFAULT_WINDOW, ADAPT_MASKS)
         cells = torch.from_numpy(plan_pixel_mask(plan, ch, cw))  # the plan drawn directly on latent cells
-        row = {
-            "latents": crop[indices].permute(1, 0, 2, 3).float().contiguous(),
-            "latent_mask": cells[None],
-            "guides": torch.tensor(plan.guide_frames, dtype=torch.bool),
-            "drop_context": torch.tensor(plan.drop_context),
-            "drop_global": torch.tensor(plan.drop_global),
-            "fps": torch.tensor(conditioning_fps(video.fps, stride), dtype=torch.float32),
-        }
-        if video.global_context:
-            glob = crop[global_frame_indices(n, video.num_global)].float()
-            row["global_latents"] = torch.where(cells[None, None] > 0.5, black[None], glob)
-        rows.append(row)
+        glob = crop[global_frame_indices(n, video.num_global)] if video.global_context else None
+        rows.append(latent_clip_sample(crop[indices], cells, plan, conditioning_fps(video.fps, stride), black, glob))
     batch = {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
     batch["black"] = black  # one crop box for the whole batch (rows differ in frames, stride and mask)
     return batch
@@ -209,9 +198,10 @@ class Adapter:
     base: str  # digest of the base UNet it was tuned from
     steps: int
 
-    def apply(self, unet: M3DDMUNet) -> M3DDMUNet:
-        """A copy of ``unet`` with this adapter (``unet`` itself is unchanged)."""
-        if _base_digest(unet) != self.base:
+    def apply(self, unet: M3DDMUNet, check_base: bool = True) -> M3DDMUNet:
+        """A copy of ``unet`` with this adapter (``unet`` itself is unchanged). ``check_base`` False skips hashing
+        the base weights, for an adapter just tuned from ``unet``."""
+        if check_base and _base_digest(unet) != self.base:
             raise UserError("the adapter was tuned from another model: use it with the model it was made for")
         model = prepare(unet, self.method, self.rank, seed=0)
         expected = trainable_tensors(model, self.method)
@@ -306,7 +296,6 @@ def adapt(
 
     ``max_timestep`` limits the noise levels to those the sampler will visit (image-to-image from a pre-fill at
     strength s only denoises from s * T). ``on_step(step, loss)`` runs after each optimizer step."""
-    settings.check()
     device = unet.device
     model = prepare(unet, settings.method, settings.rank, seed)
     trainable = trainable_tensors(model, settings.method)

@@ -27,7 +27,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from safetensors.torch import load_file, save_file
 
-from m3ddm.adaptation import Adapter, AdaptSettings, AdaptState, VideoLatents, adapt
+from m3ddm.adaptation import ADAPTER_WEIGHTS, Adapter, AdaptSettings, AdaptState, VideoLatents, adapt
 from m3ddm.canvas import build_canvas, compose, prefill_telea, resize
 from m3ddm.codecs import LatentCodec
 from m3ddm.conditioning import local_condition, null_condition
@@ -329,7 +329,6 @@ class M3DDMPipeline(DiffusionPipeline):
         check_noise_share(noise_share)
         if options.vae_batch < 1:
             raise UserError(f"the VAE batch must be at least 1 frame, got {options.vae_batch}")
-        options.adapt.check()
         if options.adapter is not None and options.adapt.steps:
             raise UserError("give either --adapt STEPS (tune on this video) or --adapter DIR (use a saved adapter)")
         s1, s2 = self.config.get("default_guidance", PAPER_GUIDANCE)
@@ -446,7 +445,7 @@ class M3DDMPipeline(DiffusionPipeline):
         adapter = adapt(self.unet, video, options.adapt, NoiseSchedule.from_config(self.scheduler.config),
                         seed=options.seed, max_timestep=max_t, state=state, resume=resume,
                         progress=reporter if reporter.enabled else None, on_step=on_adapt_step)
-        return adapter.apply(self.unet), adapter
+        return adapter.apply(self.unet, check_base=False), adapter
 
     @torch.no_grad()
     def global_context(self, encoded: EncodedVideo, unet: M3DDMUNet | None = None) -> GlobalContext | None:
@@ -653,8 +652,6 @@ def _fingerprint(options: OutpaintOptions, source_id: str, unet: M3DDMUNet) -> s
         weights.update(tensor.detach().float().flatten()[:64].cpu().numpy().tobytes())
     decisive = {k: v for k, v in asdict(options).items() if k not in RUNTIME_ONLY_OPTIONS}
     if options.adapter is not None:  # the adapter's content, not only its folder name
-        from m3ddm.adaptation import ADAPTER_WEIGHTS
-
         weights_file = Path(options.adapter) / ADAPTER_WEIGHTS
         decisive["adapter"] = _file_identity(weights_file) if weights_file.is_file() else options.adapter
     payload = json.dumps({"options": decisive, "source": source_id, "unet": dict(unet.config),

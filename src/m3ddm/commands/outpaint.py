@@ -245,7 +245,6 @@ def run(args: argparse.Namespace) -> int:
         adapt=AdaptSettings(args.adapt, args.adapt_method, args.adapt_lr, args.adapt_rank, args.adapt_batch),
         adapter=args.adapter,
     )
-    options.adapt.check()
     if args.save_adapter is not None and not args.adapt:
         raise UserError("--save-adapter keeps the adapter that --adapt STEPS tunes: give --adapt too")
     if args.save_adapter is not None and batch:

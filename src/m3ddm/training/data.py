@@ -413,20 +413,28 @@ class LatentClipDataset(Dataset):
         black = self.cache.black_latent()  # [C, h, w]
         pixel_mask = plan_pixel_mask(plan, *s.size)
         lmask = torch.from_numpy(np.ascontiguousarray(latent_mask_from_pixels(pixel_mask, self.cache.factor)))
-        out = {
-            "latents": latents[indices].permute(1, 0, 2, 3).float().contiguous(),
-            "latent_mask": lmask[None],
-            "guides": torch.tensor(plan.guide_frames, dtype=torch.bool),
-            "drop_context": torch.tensor(plan.drop_context),
-            "drop_global": torch.tensor(plan.drop_global),
-            "fps": torch.tensor(conditioning_fps(entry.fps, stride), dtype=torch.float32),
-            "skipped": torch.tensor(0, dtype=torch.int64),
-            "sample_id": torch.tensor(int(k), dtype=torch.int64),
-        }
-        if s.global_frames:
-            glob = latents[global_frame_indices(entry.num_frames, s.num_global_frames)].float()
-            out["global_latents"] = torch.where(lmask[None, None] > 0.5, black[None].float(), glob)
+        glob = latents[global_frame_indices(entry.num_frames, s.num_global_frames)] if s.global_frames else None
+        out = latent_clip_sample(latents[indices], lmask, plan, conditioning_fps(entry.fps, stride), black, glob)
+        out["skipped"] = torch.tensor(0, dtype=torch.int64)
+        out["sample_id"] = torch.tensor(int(k), dtype=torch.int64)
         return out
+
+
+def latent_clip_sample(clip: torch.Tensor, latent_mask: torch.Tensor, plan: MaskPlan, fps: float,
+                       black: torch.Tensor, global_latents: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """One latent-space training sample: ``clip`` ``[F, C, h, w]``, ``latent_mask`` ``[h, w]`` (1 = hidden), the
+    plan's guides and dropouts; global frames ``[g, C, h, w]`` are masked like the clip (hidden cells black)."""
+    out = {
+        "latents": clip.permute(1, 0, 2, 3).float().contiguous(),
+        "latent_mask": latent_mask[None],
+        "guides": torch.tensor(plan.guide_frames, dtype=torch.bool),
+        "drop_context": torch.tensor(plan.drop_context),
+        "drop_global": torch.tensor(plan.drop_global),
+        "fps": torch.tensor(fps, dtype=torch.float32),
+    }
+    if global_latents is not None:
+        out["global_latents"] = torch.where(latent_mask[None, None] > 0.5, black[None].float(), global_latents.float())
+    return out
 
 
 # --- latent cache ------------------------------------------------------------------------------------------
