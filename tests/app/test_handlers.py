@@ -40,11 +40,17 @@ def test_settings_from_form_defaults_and_checks():
         handlers.settings_from_form(start=2, end=1)
     with pytest.raises(UserError, match="number of steps"):
         handlers.settings_from_form(steps=2.5)
+    assert handlers.settings_from_form(adapt_steps=50.0).adapt_steps == 50
+    with pytest.raises(UserError, match="adapt steps"):
+        handlers.settings_from_form(adapt_steps=-3)
 
 
 def test_make_options_carries_everything():
     options = handlers.make_options(handlers.Target(ratio="1:1"), handlers.Settings(size=128, steps=3, seed=5))
     assert (options.ratio, options.pad, options.size, options.steps, options.seed) == ("1:1", None, 128, 3, 5)
+    assert options.adapt.steps == 0
+    tuned = handlers.make_options(handlers.Target(ratio="1:1"), handlers.Settings(adapt_steps=20))
+    assert tuned.adapt.steps == 20 and tuned.adapt.method == "lora"
 
 
 def test_generated_bands_cover_the_outside():

@@ -67,6 +67,18 @@ def test_outpaint_with_pads_and_settings(tiny_pipe):
     assert torch.allclose(out[:, :, 16:80], images, atol=1e-6)
 
 
+def test_outpaint_adapt_steps_tune_on_the_clip(tiny_pipe):
+    node = NODE_CLASS_MAPPINGS["M3DDMOutpaint"]()
+    images = frames(4, 48, 64)
+    plain, _ = node.outpaint(tiny_pipe, images, 30.0, "pads", "", 16, 0, 0, 0, size=128, steps=1, seed=0)
+    before = {k: v.clone() for k, v in tiny_pipe.unet.state_dict().items()}
+    tuned, _ = node.outpaint(tiny_pipe, images, 30.0, "pads", "", 16, 0, 0, 0, size=128, steps=1, seed=0,
+                             adapt_steps=2)
+    assert tuned.shape == plain.shape and not torch.equal(tuned[:, :, :16], plain[:, :, :16])
+    assert torch.allclose(tuned[:, :, 16:], images, atol=1e-6)
+    assert all(torch.equal(before[k], v) for k, v in tiny_pipe.unet.state_dict().items())  # the base is untouched
+
+
 @pytest.mark.parametrize(("target", "ratio", "pads", "message"), [
     ("pads", "", (0, 0, 0, 0), "all pads are zero"),
     ("ratio", " ", (0, 0, 0, 0), "choose a target aspect ratio"),

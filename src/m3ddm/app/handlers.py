@@ -49,6 +49,7 @@ class Settings:
     seed: int = 0
     start: float = 0.0  # seconds into the video
     end: float | None = None  # seconds; None or 0 = to the end
+    adapt_steps: int = 0  # per-video adaptation (LoRA steps on this clip before generating); 0 = off
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def target_from_form(mode: str, ratio: str | None, left=0, top=0, right=0, botto
 
 
 def settings_from_form(size=None, steps=None, strength=None, guidance_context=None, guidance_global=None,
-                       seed=0, start=0.0, end=None) -> Settings:
+                       seed=0, start=0.0, end=None, adapt_steps=0) -> Settings:
     """Form values (numbers or None/0 for "the model's") -> Settings, with the checks the CLI makes."""
     def positive_int(value, name: str) -> int | None:
         if value in (None, "", 0):
@@ -96,16 +97,19 @@ def settings_from_form(size=None, steps=None, strength=None, guidance_context=No
         guidance_context=None if guidance_context in (None, "") else float(guidance_context),
         guidance_global=None if guidance_global in (None, "") else float(guidance_global),
         seed=int(float(seed or 0)), start=start, end=end,
+        adapt_steps=positive_int(adapt_steps, "the number of adapt steps") or 0,
     )
 
 
 def make_options(target: Target, settings: Settings):
     """The pipeline's OutpaintOptions for one job (imported here: the pipeline pulls torch in)."""
+    from m3ddm.adaptation import AdaptSettings
     from m3ddm.pipeline import OutpaintOptions
 
     return OutpaintOptions(
         ratio=target.ratio, pad=target.pad, size=settings.size, steps=settings.steps, strength=settings.strength,
         guidance_context=settings.guidance_context, guidance_global=settings.guidance_global, seed=settings.seed,
+        adapt=AdaptSettings(steps=settings.adapt_steps),
     )
 
 

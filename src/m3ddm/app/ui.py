@@ -71,9 +71,9 @@ def build_demo(pipe, model_label: str = "the shipped default model", work_root: 
 
     @_user_errors
     def run(video, mode, ratio, left, top, right, bottom, size, steps, strength, s1, s2, seed, start, end,
-            progress=tracker):
+            adapt_steps=0, progress=tracker):
         target = handlers.target_from_form(mode, ratio, left, top, right, bottom)
-        settings = handlers.settings_from_form(size, steps, strength, s1, s2, seed, start, end)
+        settings = handlers.settings_from_form(size, steps, strength, s1, s2, seed, start, end, adapt_steps)
         result = handlers.outpaint(pipe, video, target, settings, jobs_root,
                                    progress=lambda f, d: progress(f, desc=d), step_bar=True)
         return str(result.video), str(result.side_by_side), str(result.video), result.info
@@ -112,6 +112,8 @@ def build_demo(pipe, model_label: str = "the shipped default model", work_root: 
                     with gr.Row():
                         start = gr.Number(0, label="Start (s)", minimum=0)
                         end = gr.Number(0, label="End (s, 0 = to the end)", minimum=0)
+                    adapt_steps = gr.Number(0, label="Adapt steps (tune on this clip first; 0 = off, slow on CPU)",
+                                            minimum=0, precision=0)
                 button = gr.Button("Outpaint", variant="primary", elem_id="run")
             with gr.Column(scale=1):
                 canvas = gr.Image(label="Preview: first frame on the new canvas", type="numpy", interactive=False,
@@ -137,7 +139,8 @@ def build_demo(pipe, model_label: str = "the shipped default model", work_root: 
         for trigger in (video.change, mode.change, ratio.change, size.release, *(p.change for p in pads)):
             trigger(preview, inputs=preview_inputs, outputs=[canvas, canvas_info], api_visibility="private",
                     concurrency_limit=4, concurrency_id="m3ddm-preview", show_progress="hidden")
-        button.click(run, inputs=[video, mode, ratio, *pads, size, steps, strength, s1, s2, seed, start, end],
+        button.click(run, inputs=[video, mode, ratio, *pads, size, steps, strength, s1, s2, seed, start, end,
+                             adapt_steps],
                      outputs=[result, comparison, download, info], api_name="outpaint_form",
                      concurrency_limit=1, concurrency_id=JOB_QUEUE)
         api_button.click(api, inputs=[api_video, api_ratio], outputs=[api_result], api_name="outpaint",

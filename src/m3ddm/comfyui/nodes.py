@@ -151,18 +151,23 @@ class M3DDMOutpaint:
                 "guidance_global": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 50.0, "step": 0.1,
                                               "tooltip": "s2 of eq. 4; -1 = the model's"}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF}),
+                "adapt_steps": ("INT", {"default": 0, "min": 0, "max": 5000,
+                                        "tooltip": "tune a copy of the model on this video first (LoRA steps); "
+                                                   "0 = off"}),
             }
         }
 
     def outpaint(self, pipeline, images: torch.Tensor, fps: float, target: str, ratio: str, pad_left: int,
                  pad_top: int, pad_right: int, pad_bottom: int, size: int = 0, steps: int = 0, strength: float = 0.0,
-                 guidance_context: float = -1.0, guidance_global: float = -1.0, seed: int = 0) -> tuple:
+                 guidance_context: float = -1.0, guidance_global: float = -1.0, seed: int = 0,
+                 adapt_steps: int = 0) -> tuple:
         frames = images_to_frames(images)
         ratio_text, pads = _target(target, ratio, (pad_left, pad_top, pad_right, pad_bottom))
         options = {
             "size": int(size) or None, "steps": int(steps) or None, "strength": float(strength) or None,
             "guidance_context": None if guidance_context < 0 else float(guidance_context),
             "guidance_global": None if guidance_global < 0 else float(guidance_global),
+            "adapt": int(adapt_steps),
         }
         if pads is not None:
             out = pipeline.outpaint_array(frames, fps=fps, pad_px=pads, seed=int(seed), **options)
