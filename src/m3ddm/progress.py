@@ -102,7 +102,12 @@ class Reporter:
         return self
 
     def adapt_step(self, step: int, loss: float) -> None:
-        """Adaptation step ``step`` (1-based) is done; in line mode a line about every tenth of the way."""
+        """Adaptation step ``step`` (1-based) is done; after the first, the estimated tuning time; in line mode a
+        line about every tenth of the way."""
+        if step == self._adapt_first + 1 and self.enabled:
+            spent = self.clock() - self._adapt_started
+            self.line(f"estimate: about {format_seconds(spent * (self._adapt_total - self._adapt_first))} to adapt "
+                      f"(measured on the first step: {format_seconds(spent)})")
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)

@@ -195,3 +195,26 @@ def test_bad_adaptation_settings_are_one_clear_line(tiny_pipeline_dir, tmp_path)
         assert run.returncode != 0
         assert message in run.stderr and "Traceback" not in run.stderr, run.stderr
         assert not (tmp_path / "o.mp4").exists()
+
+
+def test_adaptation_progress_estimates_after_the_first_step_and_reports_a_tenth_at_a_time():
+    import io
+
+    from m3ddm.progress import Reporter
+
+    now = [0.0]
+    stream = io.StringIO()
+    reporter = Reporter("lines", stream=stream, clock=lambda: now[0]).adapting(20, 0, "lora")
+    for step in range(1, 21):
+        now[0] += 2.0
+        reporter.adapt_step(step, 0.5)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("adapting: tuning the model on this video: 20 steps (lora")
+    assert lines[1] == "estimate: about 40 s to adapt (measured on the first step: 2.0 s)"
+    steps = [line for line in lines if line.startswith("adapt step ")]
+    assert len(steps) == 10 and steps[-1].startswith("adapt step 20/20 (100%)") and "ETA" in steps[0]
+    resumed = io.StringIO()
+    reporter = Reporter("lines", stream=resumed, clock=lambda: now[0]).adapting(20, 15, "lora")
+    now[0] += 3.0
+    reporter.adapt_step(16, 0.4)
+    assert "resuming after step 15" in resumed.getvalue() and "estimate: about 15 s to adapt" in resumed.getvalue()
