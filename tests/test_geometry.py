@@ -99,7 +99,7 @@ def test_masks():
     assert mask.shape == (g.canvas_h, g.canvas_w) and mask.dtype == np.uint8
     assert mask[g.known.slices].sum() == 0
     assert mask.sum() == g.canvas_h * g.canvas_w - g.known.w * g.known.h
-    lat = g.latent_mask
+    lat = latent_mask(g.mask)
     assert lat.shape == (g.canvas_h // 8, g.canvas_w // 8)
     assert np.array_equal(lat, mask[::8, ::8])
     # nearest sampling at 8*i: a column is known iff pixel 8*i is known

@@ -22,13 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"m3ddm {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"m3ddm.commands.{name}")
-        except ModuleNotFoundError as exc:  # a subcommand not built yet must not break the others
-            if exc.name == f"m3ddm.commands.{name}":
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"m3ddm.commands.{name}").register(subparsers)
     return parser
 
 

@@ -115,10 +115,6 @@ class Geometry:
         return known_rect_mask(self.canvas_h, self.canvas_w, self.known)
 
     @property
-    def latent_mask(self) -> np.ndarray:
-        return latent_mask(self.mask, LATENT_FACTOR)
-
-    @property
     def output_mask(self) -> np.ndarray:
         """Output mask, ``output_h x output_w`` uint8: 1 = generated border, 0 = source."""
         return known_rect_mask(self.output_h, self.output_w, self.output_known)

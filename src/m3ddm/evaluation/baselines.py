@@ -260,15 +260,10 @@ class M3DDMMethod:
 
     def _pipeline(self):  # noqa: ANN202 - the pipeline type lives in another module
         if self._pipe is None:
-            try:
-                from m3ddm.pipeline import M3DDMPipeline
-            except ImportError as exc:
-                raise UserError(f"the m3ddm method needs m3ddm.pipeline, which is unavailable: {exc}") from exc
-            loader = getattr(M3DDMPipeline, "load", None) or M3DDMPipeline.from_pretrained
-            pipe = loader(self.model_dir) if self.model_dir else loader()
-            if self.device and hasattr(pipe, "to"):
-                pipe = pipe.to(self.device)
-            self._pipe = pipe
+            from m3ddm.pipeline import M3DDMPipeline
+
+            pipe = M3DDMPipeline.load(self.model_dir) if self.model_dir else M3DDMPipeline.load()
+            self._pipe = pipe.to(self.device) if self.device else pipe
         return self._pipe
 
     def __call__(self, frames: np.ndarray, pad_px: Sequence[int], fps: float = 24.0) -> np.ndarray:
