@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -79,17 +78,16 @@ def test_app_command_serves_the_page(tmp_path, free_port):
     process = subprocess.Popen([sys.executable, "-m", "m3ddm", "app", "--port", str(port), "--work-dir",
                                 str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline, page = time.monotonic() + 120, None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-                    page = response.read().decode()
+        # the command prints its "serving on" line once the server listens: wait on that line, no polling
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "serving on" in line:
                 break
-            except OSError:
-                time.sleep(0.5)
-        assert page is not None, f"the app did not come up: {process.poll()=}"
+        assert any(f"serving on http://127.0.0.1:{port}" in line for line in lines), "".join(lines)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60) as response:
+            page = response.read().decode()
         assert "m3ddm video outpainting" in page
     finally:
         process.terminate()
-        output = process.communicate(timeout=30)[0]
-    assert f"serving on http://127.0.0.1:{port}" in output
+        process.communicate(timeout=30)

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     pipe.unet.to(device)
     pipe.vae.to(device)
     demo = build_demo(pipe, model_label=model_label(args), work_root=args.work_dir)
-    print(f"m3ddm app: serving on http://{args.host}:{args.port} (Ctrl+C stops)")
-    launch(demo, args.host, args.port, block=True)
+    launch(demo, args.host, args.port, block=False)
+    # printed once the server listens, so a supervisor (or a test) can wait on this line instead of polling
+    print(f"m3ddm app: serving on http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)
+    demo.block_thread()
     return 0
