@@ -93,6 +93,12 @@ class AdaptSettings:
     def lr(self) -> float:
         return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATES[self.method]
 
+    @property
+    def unet_call_equivalents(self) -> int:
+        """The tuning's work in UNet calls of one window: a forward and a backward pass (about two forwards) per
+        clip. An upper bound: the clips are crops of the known region, smaller than the canvas."""
+        return 3 * self.steps * self.batch_size
+
 
 DEFAULT_LEARNING_RATES = {"lora": 1e-3, "full": 1e-4}
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -188,6 +188,41 @@ def target_pads(src_h: int, src_w: int, ratio: float) -> tuple[float, float, flo
         return (grow / 2, 0.0, grow / 2, 0.0)
     grow = src_w / ratio - src_h
     return (0.0, grow / 2, 0.0, grow / 2)
+
+
+def ratio_label(text: str) -> str:
+    """A ratio as the user wrote it, for a file name: ``"9:16"`` -> ``"9-16"``."""
+    return re.sub(r"\s*[:/x]\s*", "-", str(text).strip())
+
+
+def bounding_pads(src_h: int, src_w: int, ratios: Sequence[str | float]) -> tuple[float, float, float, float]:
+    """Pads in source pixels of the smallest centred target that holds every ratio's target (the official
+    driver's ``--target_ratio_list``: one generation, one crop per ratio)."""
+    values = [parse_ratio(r) for r in ratios]
+    if len(values) < 2:
+        raise UserError("several target ratios need at least two, like 9:16,1:1")
+    labels = [ratio_label(r) for r in ratios]
+    if len(set(labels)) < len(labels) or any(math.isclose(a, b, rel_tol=1e-6)
+                                             for i, a in enumerate(values) for b in values[i + 1:]):
+        raise UserError(f"the target ratios {','.join(map(str, ratios))} repeat one ratio")
+    for text, ratio in zip(ratios, values, strict=True):
+        if abs(ratio / (src_w / src_h) - 1) < SAME_RATIO_TOLERANCE:
+            raise UserError(f"the video already has the aspect ratio {text}: nothing to do for it")
+    each = [target_pads(src_h, src_w, r) for r in values]
+    return tuple(max(pads[i] for pads in each) for i in range(4))
+
+
+def ratio_crop(bounding: Geometry, ratio: str | float) -> tuple[Rect, Geometry]:
+    """Where one ratio's target lies in the output frame of the ``bounding`` geometry (full-resolution output),
+    and that target's own geometry (its output frame is the crop; its source sits where the crop's does)."""
+    if bounding.output_mode != "full":
+        raise UserError("several target ratios write full-resolution outputs: drop --output-size/--official-output")
+    own = plan_geometry(bounding.src_h, bounding.src_w, ratio=ratio, size=max(bounding.canvas_w, bounding.canvas_h))
+    w, h = min(own.output_w, bounding.output_w), min(own.output_h, bounding.output_h)
+    x0 = min(max(0, bounding.output_known.x0 - own.output_known.x0), bounding.output_w - w)
+    y0 = min(max(0, bounding.output_known.y0 - own.output_known.y0), bounding.output_h - h)
+    known = Rect(bounding.output_known.x0 - x0, bounding.output_known.y0 - y0, own.output_known.w, own.output_known.h)
+    return Rect(x0, y0, w, h), replace(own, output_w=w, output_h=h, output_known=known)
 
 
 def plan_geometry(

@@ -10,32 +10,59 @@ of inputs where one bad file does not stop the others.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
 
+from m3ddm.adaptation import ADAPTER_WEIGHTS, AdaptState
 from m3ddm.errors import UserError
+from m3ddm.geometry import ratio_crop, ratio_label
+from m3ddm.io.arrays import ArraySource
+from m3ddm.io.frames import IMAGE_SUFFIXES
 from m3ddm.io.prefetch import prefetch
-from m3ddm.pipeline import IMAGE_SUFFIXES, ArraySource, OutpaintOptions, OutpaintResult, Shard, _file_identity
+from m3ddm.pipeline import GenerationHooks, OutpaintOptions, PreparedVideo
+from m3ddm.planning import coarse_to_fine_plan
 from m3ddm.progress import Reporter
 from m3ddm.utils.atomic import atomic_path
 
 if TYPE_CHECKING:
     from m3ddm.geometry import Geometry
+    from m3ddm.models import M3DDMUNet
     from m3ddm.pipeline import M3DDMPipeline
     from m3ddm.planning import Window
 
 VIDEO_OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+# Fields that only change how the work is done, never its result: a resumed run may change them.
+RUNTIME_ONLY_OPTIONS = ("batch_windows", "background_io", "vae_batch")
 PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
+@dataclass
+class OutpaintResult:
+    frames: int
+    seconds: float
+    output: str
+    windows: int
+    unet_calls: int
+    geometry: Geometry = field(repr=False)
+
+
 # ------------------------------------------------------------------------------------------------ paths
+def ratio_path(path: Path | None, ratio: str) -> Path | None:
+    """``<stem>_<w>-<h><suffix>``: one ratio's file when several ratios are written from one generation."""
+    return None if path is None else path.with_name(f"{path.stem}_{ratio_label(ratio)}{path.suffix}")
+
+
 def check_paths(input_path: Path, output_path: Path, preview: Path | None = None,
                 side_by_side: Path | None = None) -> None:
     """Refuse impossible outputs before any work (UserError): missing input, output over input, no write access."""
@@ -100,13 +127,168 @@ def default_work_dir(output_path: Path) -> Path:
 
 def _source_identity(input_path: Path, source) -> str:
     # A time range is part of what was generated: --resume must not continue another range's latents.
-    identity = _file_identity(input_path)
+    identity = file_identity(input_path)
     if getattr(source, "ranged", False):
         identity += f"|frames {source.first_frame}+{source.info.num_frames}"
     return identity
 
 
+class WorkState:
+    """Generated latents and finished windows, saved atomically after every batch of windows."""
+
+    def __init__(self, folder: Path, fingerprint: str):
+        self.folder, self.fingerprint = Path(folder), fingerprint
+
+    def load(self) -> tuple[torch.Tensor, set[int]] | None:
+        meta_file = self.folder / "state.json"
+        if not meta_file.is_file():
+            return None
+        meta = json.loads(meta_file.read_text())
+        if meta.get("fingerprint") != self.fingerprint:
+            raise UserError(f"--resume: the work folder {self.folder} belongs to a run with other settings, input "
+                            "or model; rerun without --resume to start over")
+        latents = load_file(str(self.folder / meta["latents"]))["generated"]
+        return latents, set(meta["done_windows"])
+
+    def save(self, generated: torch.Tensor, done: set[int]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"latents-{len(done):05d}.safetensors"
+        with atomic_path(self.folder / name) as tmp:
+            save_file({"generated": generated.contiguous()}, str(tmp))
+        meta = {"fingerprint": self.fingerprint, "latents": name, "done_windows": sorted(done)}
+        with atomic_path(self.folder / "state.json") as tmp:
+            tmp.write_text(json.dumps(meta))
+        for old in self.folder.glob("latents-*.safetensors"):  # the state now points at the new file
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+
+def run_fingerprint(options: OutpaintOptions, source_id: str, unet: M3DDMUNet) -> str:
+    """What a work folder belongs to: the decisive options, the input and the model's weights."""
+    weights = hashlib.sha256()
+    for name, tensor in list(unet.state_dict().items())[:8]:  # cheap identity of the weights
+        weights.update(name.encode())
+        weights.update(tensor.detach().float().flatten()[:64].cpu().numpy().tobytes())
+    decisive = {k: v for k, v in asdict(options).items() if k not in RUNTIME_ONLY_OPTIONS}
+    if options.adapter is not None:  # the adapter's content, not only its folder name
+        weights_file = Path(options.adapter) / ADAPTER_WEIGHTS
+        decisive["adapter"] = file_identity(weights_file) if weights_file.is_file() else options.adapter
+    payload = json.dumps({"options": decisive, "source": source_id, "unet": dict(unet.config),
+                          "weights": weights.hexdigest()}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def file_identity(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of the windows when several processes run one video (``accelerate launch``)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def current(cls) -> Shard:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        from accelerate import PartialState
+
+        # sets up the process group: gloo across CPU processes, nccl across GPUs
+        state = PartialState(cpu=not torch.cuda.is_available())
+        return cls(state.process_index, state.num_processes)
+
+    def owns(self, index_in_level: int, chained: bool) -> bool:
+        return self.rank == 0 if chained else index_in_level % self.world == self.rank
+
+    def share(self, generated: torch.Tensor, level: list[Window], mine: list[Window]) -> torch.Tensor:
+        """Every process gets the frames each process generated in this level (disjoint, so a sum gathers them)."""
+        import torch.distributed as dist
+
+        owned = torch.zeros(generated.shape[0], dtype=torch.bool)
+        for window in mine:
+            owned[[f for f in window.frames if f not in window.guides]] = True
+        contribution = torch.where(owned[:, None, None, None], generated, torch.zeros_like(generated))
+        level_frames = torch.zeros_like(owned)
+        for window in level:
+            level_frames[[f for f in window.frames if f not in window.guides]] = True
+        dist.all_reduce(contribution)
+        return torch.where(level_frames[:, None, None, None], contribution, generated)
+
+
+# ------------------------------------------------------------------------------------------ generation job
+def generate_job(
+    pipe: M3DDMPipeline,
+    source,
+    options: OutpaintOptions,
+    *,
+    work_dir: Path | None = None,
+    resume: bool = False,
+    progress: Reporter | bool = False,
+    on_window: Callable[[Window], None] | None = None,
+    source_id: str = "array",
+    on_adapt_step: Callable[[int, float], None] | None = None,
+) -> tuple[PreparedVideo, torch.Tensor, dict]:
+    """The pipeline's generation run as a job: resumable from ``work_dir`` (adaptation and windows), shared among
+    the processes of ``accelerate launch``, with progress. Returns the prepared video, its generated latents and
+    the stats (windows, UNet calls, the adapter or None)."""
+    shard = Shard.current()
+    if shard.world > 1 and resume:
+        raise UserError("--resume is not supported with several processes")
+    video = pipe.prepare(source, options)
+    # One work folder cannot take several writers: a sharded run has no resume state.
+    keep_state = work_dir is not None and shard.world == 1
+    fingerprint = run_fingerprint(video.options, source_id, pipe.unet)
+    reporter = _as_reporter(progress) if shard.rank == 0 else Reporter("quiet")
+    unet, adapter = pipe.adapted_unet(video, state=AdaptState(work_dir, fingerprint) if keep_state else None,
+                                      resume=resume, progress=reporter, on_adapt_step=on_adapt_step)
+    hooks = GenerationHooks()
+    state = WorkState(work_dir, fingerprint) if keep_state else None
+    if state is not None and resume and (loaded := state.load()) is not None:
+        hooks.generated, hooks.done = loaded
+    if shard.world > 1:
+        hooks.owns = lambda index, window: shard.owns(index, chained=window.level == 1)
+        hooks.after_level = shard.share
+    bar = None
+
+    def started(windows: list[Window], steps: int, branches: int) -> None:
+        nonlocal bar
+        if reporter.enabled:
+            levels = len({w.level for w in windows})
+            bar = reporter.generating(len(windows), levels, steps, branches, len(windows) * steps * branches)
+
+    def batch_done(generated: torch.Tensor, done: set[int], batch: list[Window]) -> None:
+        if state is not None:
+            state.save(generated, done)
+        for window in batch:
+            if on_window is not None:
+                on_window(window)
+
+    hooks.on_start, hooks.after_batch = started, batch_done
+    hooks.on_step = lambda windows: bar.update(windows) if bar is not None else None
+    generated, stats = pipe.generate(video, unet=unet, hooks=hooks)
+    if bar is not None:
+        bar.close()
+    return video, generated, {**stats, "adapter": adapter}
+
+
 # ------------------------------------------------------------------------------------------------ one file
+def plan_summary(pipe: M3DDMPipeline, options: OutpaintOptions, num_frames: int) -> str:
+    """The work ahead in one line, before any of it: windows and UNet calls, and the adaptation's share."""
+    cost = pipe.generation_cost(options, coarse_to_fine_plan(num_frames, options.strides))
+    text = (f"{cost.windows} window{'s' * (cost.windows != 1)} in {cost.levels} level{'s' * (cost.levels != 1)}, "
+            f"{cost.unet_calls} UNet calls to generate")
+    tuning = options.adapt
+    if tuning.steps:
+        text += (f"; adapting first: {tuning.steps} {tuning.method} steps of {tuning.batch_size} clip"
+                 f"{'s' * (tuning.batch_size != 1)}, about {tuning.unet_call_equivalents} UNet calls' work "
+                 f"({tuning.unet_call_equivalents / max(1, cost.unet_calls):.1f}x the generation)")
+    return text
+
+
+
 def outpaint_file(
     pipe: M3DDMPipeline,
     input_path: str | os.PathLike,
@@ -139,7 +321,11 @@ def outpaint_file(
     input_path, output_path = Path(input_path), Path(output_path)
     preview_path = Path(preview) if preview is not None else None
     side_path = Path(side_by_side) if side_by_side is not None else None
-    check_paths(input_path, output_path, preview_path, side_path)
+    # one output per target ratio (several ratios: from one generation), each with its preview and side-by-side
+    outputs = [(output_path, preview_path, side_path, None)] if not options.ratios else [
+        (ratio_path(output_path, r), ratio_path(preview_path, r), ratio_path(side_path, r), r) for r in options.ratios]
+    for out, sheet, side, _ in outputs:
+        check_paths(input_path, out, sheet, side)
     start = Fraction(start) if start is not None else None
     end = Fraction(end) if end is not None else None
     source, still = open_input(input_path, start, end)
@@ -149,6 +335,7 @@ def outpaint_file(
     reporter.stage("loading", f"{input_path.name}: {describe_source(source, still)}")
     reporter.stage("encoding", f"{source.info.num_frames} frame{'s' * (source.info.num_frames != 1)} on a "
                                f"{geometry.canvas_w}x{geometry.canvas_h} working canvas")
+    reporter.stage("plan", plan_summary(pipe, resolved, source.info.num_frames))
     work = Path(work_dir) if work_dir else default_work_dir(output_path)
 
     def window_finished(window: Window) -> None:
@@ -156,25 +343,29 @@ def outpaint_file(
         if on_window is not None:
             on_window(window)
 
-    geometry, latents, stats = pipe.generate(
-        source, options, work_dir=work, resume=resume, progress=reporter, on_window=window_finished,
+    video, latents, stats = generate_job(
+        pipe, source, options, work_dir=work, resume=resume, progress=reporter, on_window=window_finished,
         source_id=_source_identity(input_path, source), on_adapt_step=on_adapt_step,
     )
+    geometry = video.geometry
     if save_adapter is not None and stats["adapter"] is not None and Shard.current().rank == 0:
         stats["adapter"].save(save_adapter)
         reporter.stage("adapter", f"saved in {save_adapter}")
     if Shard.current().rank == 0:
-        extras = [str(p) for p in (preview_path, side_path) if p is not None]
-        reporter.stage("writing", f"{output_path} ({geometry.output_w}x{geometry.output_h}"
-                                  f"{', with audio' if _audio_source(source, input_path, still) else ''})"
-                       + (f" and {', '.join(extras)}" if extras else ""))
-        frames = pipe._decoded_frames(source, latents, geometry, options)
-        if options.background_io:  # decode and compose the next frames while this thread encodes the video
-            frames = prefetch(frames)
-        write_outputs(frames, output_path, source, input_path, still, crf, geometry,
-                      preview=preview_path, side_by_side=side_path)
+        for out, sheet, side, ratio in outputs:
+            crop, own = ratio_crop(geometry, ratio) if ratio is not None else (None, geometry)
+            extras = [str(p) for p in (sheet, side) if p is not None]
+            reporter.stage("writing", f"{out} ({own.output_w}x{own.output_h}"
+                                      f"{', with audio' if _audio_source(source, input_path, still) else ''})"
+                           + (f" and {', '.join(extras)}" if extras else ""))
+            frames = pipe.decode_frames(source, latents, geometry, options)
+            if crop is not None:
+                frames = (frame[crop.slices] for frame in frames)
+            if options.background_io:  # decode and compose the next frames while this thread encodes the video
+                frames = prefetch(frames)
+            write_outputs(frames, out, source, input_path, still, crf, own, preview=sheet, side_by_side=side)
         remove_work_dir(work)
-    return OutpaintResult(source.info.num_frames, time.perf_counter() - began, str(output_path),
+    return OutpaintResult(source.info.num_frames, time.perf_counter() - began, ", ".join(str(o[0]) for o in outputs),
                           stats["windows"], stats["unet_calls"], geometry)
 
 

@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,15 +25,14 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from safetensors.torch import load_file, save_file
 
-from m3ddm.adaptation import ADAPTER_WEIGHTS, Adapter, AdaptSettings, AdaptState, VideoLatents, adapt
+from m3ddm.adaptation import Adapter, AdaptSettings, AdaptState, VideoLatents, adapt
 from m3ddm.canvas import build_canvas, compose, prefill_telea, resize
 from m3ddm.codecs import LatentCodec
 from m3ddm.conditioning import local_condition, null_condition
 from m3ddm.errors import UserError
-from m3ddm.geometry import Geometry, latent_mask, plan_geometry
-from m3ddm.io.frames import IMAGE_SUFFIXES  # noqa: F401 - re-exported: jobs.py reads it from here
+from m3ddm.geometry import Geometry, Pad, bounding_pads, latent_mask, plan_geometry
+from m3ddm.io.arrays import ArraySource
 from m3ddm.io.prefetch import prefetch
 from m3ddm.models import GlobalContext, M3DDMUNet
 from m3ddm.planning import (
@@ -55,10 +54,10 @@ from m3ddm.sampling import (
     steps_run,
 )
 from m3ddm.schedule import NUM_TRAIN_TIMESTEPS, NoiseSchedule
-from m3ddm.utils.atomic import atomic_path
 from m3ddm.utils.pixels import signed_to_uint8, to_signed
 
 if TYPE_CHECKING:
+    from m3ddm.jobs import OutpaintResult
     from m3ddm.progress import Reporter
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
@@ -69,6 +68,8 @@ class OutpaintOptions:
     """Everything that decides the output (and so the resume fingerprint)."""
 
     ratio: str | float | None = None
+    # several target ratios ("9:16", "1:1"): one generation on the canvas that bounds them, one output each
+    ratios: tuple[str, ...] = ()
     pad: str | None = None
     size: int | None = None  # working long side; None = the model's default
     canvas: str = "target"  # "target" or "square" (official)
@@ -89,10 +90,6 @@ class OutpaintOptions:
     num_global_frames: int | None = None
     feather: int = 4  # canvas pixels (scaled by the upscale to the output); --official-output pastes hard (0)
     colour_match: bool = True  # shift the border's low frequencies to continue the source's colour at the seam
-    branches: tuple[str, ...] | None = None  # force a branch set (benchmarks); None = only the needed ones
-    # Benchmarks only: redo the official driver's per-window work (read and VAE-encode the window's frames and the
-    # global frames again, re-run the global encoder, no key/value cache). The output does not change.
-    reencode_per_window: bool = False
     # Read, prepare and decode frames on a background thread, overlapping the model. The output does not change.
     background_io: bool = True
     # Frames per VAE encode/decode call (VAE slicing): lower bounds the codec's peak memory. Output unchanged.
@@ -113,47 +110,6 @@ CONTEXT_ENCODINGS = ("letterbox", "latent_mask")
 # Eq. 4's scales as the paper uses them (s1, s2): the default of a model folder that does not set its own.
 PAPER_GUIDANCE = (Guidance.context_scale, Guidance.global_scale)
 
-# Fields that only change how the work is done, never its result: a resumed run may change them.
-RUNTIME_ONLY_OPTIONS = ("batch_windows", "background_io", "vae_batch")
-
-
-@dataclass
-class OutpaintResult:
-    frames: int
-    seconds: float
-    output: str
-    windows: int
-    unet_calls: int
-    geometry: Geometry = field(repr=False)
-
-
-class ArraySource:
-    """An in-memory video (``[F, H, W, 3]`` uint8) with the same interface as ``m3ddm.io.VideoSource``."""
-
-    @dataclass
-    class Info:
-        num_frames: int
-        width: int
-        height: int
-        fps: Fraction
-        has_audio: bool = False
-        path: Path | None = None
-
-    def __init__(self, frames: np.ndarray, fps: float | Fraction = 24):
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
-            raise UserError(f"expected frames shaped [F, H, W, 3] with F >= 1, got {frames.shape}")
-        self.frames = frames.astype(np.uint8, copy=False)
-        fps = Fraction(fps).limit_denominator(100000)
-        self.info = ArraySource.Info(frames.shape[0], frames.shape[2], frames.shape[1], fps)
-
-    def iter_frames(self) -> Iterator[np.ndarray]:
-        yield from self.frames
-
-    def read(self, indices) -> list[np.ndarray]:
-        return [self.frames[i] for i in indices]
-
-
 @dataclass
 class EncodedVideo:
     """Per-frame latents of a video's canvases (computed once) and the global-frame latents."""
@@ -163,6 +119,49 @@ class EncodedVideo:
     black: torch.Tensor  # [C, h, w] an all-black canvas (null local context)
     global_latents: torch.Tensor | None  # [g, C, hg, wg]
     latent_mask: torch.Tensor  # [1, 1, 1, h, w]
+    fps: Fraction  # the source's frame rate (the UNet's fps conditioning)
+
+
+@dataclass
+class PreparedVideo:
+    """A video ready to generate: its resolved options, geometry, coarse-to-fine plan and latents."""
+
+    options: OutpaintOptions
+    geometry: Geometry
+    plan: Plan
+    encoded: EncodedVideo
+
+
+@dataclass(frozen=True)
+class GenerationCost:
+    """What generating a plan takes, in UNet calls (one window, one step, one guidance branch each)."""
+
+    windows: int
+    levels: int
+    steps: int  # denoising steps run per window
+    branches: int  # guidance branches per step
+
+    @property
+    def unet_calls(self) -> int:
+        return self.windows * self.steps * self.branches
+
+
+@dataclass
+class GenerationHooks:
+    """How a caller steers ``generate`` (resume, several processes, progress, benchmarks) while the pipeline
+    knows nothing of files or processes. Every hook is optional; without any, every window is generated."""
+
+    done: set[int] = field(default_factory=set)  # windows already generated (a resumed run): skipped
+    generated: torch.Tensor | None = None  # their latents [N, C, h, w]
+    owns: Callable[[int, Window], bool] | None = None  # (index in its level, window) -> run it here?
+    on_start: Callable[[list[Window], int, int], None] | None = None  # (windows to run, steps each, branches)
+    on_step: Callable[[int], None] | None = None  # one sampler step done for this many windows
+    after_batch: Callable[[torch.Tensor, set[int], list[Window]], None] | None = None  # (latents, done, batch)
+    # after each level: (latents, the level's windows, those run here) -> latents with every process's results
+    after_level: Callable[[torch.Tensor, list[Window], list[Window]], torch.Tensor] | None = None
+    # benchmarks: the global context to use for this batch (the official driver recomputes it per window)
+    before_batch: Callable[[list[Window]], GlobalContext | None] | None = None
+    branches: tuple[str, ...] | None = None  # benchmarks: force a guidance-branch set; None = the needed ones
 
 
 def window_generator(seed: int, window_id: int) -> torch.Generator:
@@ -292,7 +291,7 @@ class M3DDMPipeline(DiffusionPipeline):
 
     def outpaint_array(
         self, frames: np.ndarray, fps: float = 24, pad_px: tuple[int, int, int, int] | None = None,
-        seed: int = 0, **options,
+        seed: int = 0, hooks: GenerationHooks | None = None, **options,
     ) -> np.ndarray:
         """Outpaint frames ``[F, H, W, 3]`` uint8 in memory; ``pad_px`` = (left, top, right, bottom) pixels of the
         output border. Returns ``[F, H + top + bottom, W + left + right, 3]`` (for evaluation)."""
@@ -311,8 +310,16 @@ class M3DDMPipeline(DiffusionPipeline):
             src_h, src_w = source.info.height, source.info.width
             if opts.output_size is None and not opts.official_output:
                 opts = replace(opts, output_size=(src_w + left + right, src_h + top + bottom))
-        geometry, latents, _ = self.generate(source, opts)
-        return np.stack(list(self._decoded_frames(source, latents, geometry, opts)))
+        video, latents, _ = self.outpaint_latents(source, opts, hooks=hooks)
+        return np.stack(list(self.decode_frames(source, latents, video.geometry, opts)))
+
+    def outpaint_latents(self, source, options: OutpaintOptions, *, hooks: GenerationHooks | None = None
+                         ) -> tuple[PreparedVideo, torch.Tensor, dict]:
+        """Prepare, adapt (if asked) and generate a video in memory: no work folder, no progress, no files."""
+        video = self.prepare(source, options)
+        unet, adapter = self.adapted_unet(video)
+        latents, stats = self.generate(video, unet=unet, hooks=hooks)
+        return video, latents, {**stats, "adapter": adapter}
 
     # -------------------------------------------------------------------------------------- the stages
     def resolve(self, options: OutpaintOptions, num_frames: int) -> OutpaintOptions:
@@ -345,10 +352,34 @@ class M3DDMPipeline(DiffusionPipeline):
             num_global_frames=options.num_global_frames or self.config.num_global_frames,
         )
 
+    def prepare(self, source, options: OutpaintOptions) -> PreparedVideo:
+        """Resolve the options for this video, plan its windows and encode its canvases (once per frame)."""
+        options = self.resolve(options, source.info.num_frames)
+        geometry = self.geometry_for(source, options)
+        factor = self.codec.downsample_factor
+        if min(geometry.canvas_h, geometry.canvas_w) < 6 * factor:
+            raise UserError(f"the working canvas {geometry.canvas_w}x{geometry.canvas_h} is too small for the model "
+                            f"(short side at least {6 * factor} pixels); raise --size")
+        plan = coarse_to_fine_plan(source.info.num_frames, options.strides)
+        # set on every run (not toggled back): the decoding that follows runs with the same setting
+        if options.vae_tiling:
+            self.vae.enable_tiling()
+        else:
+            self.vae.disable_tiling()
+        return PreparedVideo(options, geometry, plan, self.encode_video(source, geometry, options))
+
     def geometry_for(self, source, options: OutpaintOptions) -> Geometry:
         info = source.info
+        pad = options.pad
+        if options.ratios:
+            if options.ratio is not None or options.pad is not None:
+                raise UserError("give one target ratio, several ratios, or pads: not more than one of them")
+            if options.output_size is not None or options.official_output:
+                raise UserError("several target ratios write full-resolution outputs: drop --output-size and "
+                                "--official-output")
+            pad = Pad(*bounding_pads(info.height, info.width, options.ratios), unit="pixel")
         return plan_geometry(
-            info.height, info.width, ratio=options.ratio, pad=options.pad, size=options.size,
+            info.height, info.width, ratio=options.ratio, pad=pad, size=options.size,
             canvas=options.canvas, output="official" if options.official_output else "full",
             output_size=options.output_size,
         )
@@ -419,32 +450,31 @@ class M3DDMPipeline(DiffusionPipeline):
             global_latents = enc[[unique.index(i) for i in order]]
         else:
             global_latents = masked_t[global_frame_indices(n, options.num_global_frames)]
-        return EncodedVideo(masked_t, torch.cat(prefilled) if prefilled else None, black, global_latents, latent_mask_t)
+        return EncodedVideo(masked_t, torch.cat(prefilled) if prefilled else None, black, global_latents,
+                            latent_mask_t, source.info.fps)
 
-    def adapted_unet(self, encoded: EncodedVideo, options: OutpaintOptions, fps: Fraction, *,
-                     work_dir: Path | None = None, fingerprint: str = "", resume: bool = False,
-                     progress: bool | Reporter = False,
+    def adapted_unet(self, video: PreparedVideo, *, state: AdaptState | None = None, resume: bool = False,
+                     progress: Reporter | None = None,
                      on_adapt_step: Callable[[int, float], None] | None = None) -> tuple[M3DDMUNet, Adapter | None]:
-        """The UNet that generates this video: the base model, or a copy tuned on the video (``options.adapt``) or
-        carrying a saved adapter (``options.adapter``). The base model is never changed."""
+        """The UNet that generates this video: the base model, or a copy tuned on the video (``options.adapt``;
+        ``state`` keeps the tuning resumable) or carrying a saved adapter (``options.adapter``). The base model is
+        never changed."""
+        options, encoded = video.options, video.encoded
         if options.adapter is not None:
             adapter = Adapter.load(options.adapter)
             return adapter.apply(self.unet), adapter
         if options.adapt.steps == 0:
             return self.unet, None
-        from m3ddm.progress import Reporter
-
         latents = encoded.prefilled if encoded.prefilled is not None else encoded.masked
-        video = VideoLatents(latents, encoded.latent_mask[0, 0, 0], encoded.black, float(fps), options.strides,
-                             options.num_global_frames, bool(self.unet.config.global_context))
+        clip = VideoLatents(latents, encoded.latent_mask[0, 0, 0], encoded.black, float(encoded.fps),
+                            options.strides, options.num_global_frames, bool(self.unet.config.global_context))
         # image-to-image from the pre-fill only visits the noise levels below strength * T: tune on those
         max_t = NUM_TRAIN_TIMESTEPS if options.init != "prefill" else \
             max(1, math.ceil(options.strength * NUM_TRAIN_TIMESTEPS))
-        reporter = progress if isinstance(progress, Reporter) else Reporter("bar" if progress else "quiet")
-        state = AdaptState(work_dir, fingerprint) if work_dir is not None and Shard.current().world == 1 else None
-        adapter = adapt(self.unet, video, options.adapt, NoiseSchedule.from_config(self.scheduler.config),
+        adapter = adapt(self.unet, clip, options.adapt, NoiseSchedule.from_config(self.scheduler.config),
                         seed=options.seed, max_timestep=max_t, state=state, resume=resume,
-                        progress=reporter if reporter.enabled else None, on_step=on_adapt_step)
+                        progress=progress if progress is not None and progress.enabled else None,
+                        on_step=on_adapt_step)
         return adapter.apply(self.unet, check_base=False), adapter
 
     @torch.no_grad()
@@ -460,7 +490,7 @@ class M3DDMPipeline(DiffusionPipeline):
         return GlobalContext(torch.cat([null, real]), cache_kv=True)
 
     def window_batch(self, windows: list[Window], encoded: EncodedVideo, generated: torch.Tensor,
-                     fps: Fraction, official_fps: bool = False) -> WindowBatch:
+                     official_fps: bool = False) -> WindowBatch:
         device = self.unet.device
         contexts, masks, nulls, null_masks, inits, rates = [], [], [], [], [], []
 
@@ -480,126 +510,70 @@ class M3DDMPipeline(DiffusionPipeline):
             nulls.append(null)
             null_masks.append(null_mask)
             inits.append(as_clip(encoded.prefilled, idx) if encoded.prefilled is not None else torch.zeros_like(ctx))
-            rates.append(int(conditioning_fps(float(fps), window.stride, at_least_one=not official_fps)))
+            rates.append(int(conditioning_fps(float(encoded.fps), window.stride, at_least_one=not official_fps)))
         return WindowBatch(torch.cat(contexts), torch.cat(masks), torch.cat(nulls), torch.cat(null_masks),
                            torch.cat(inits), torch.tensor(rates, device=device),
                            context_rows=torch.ones(len(windows), dtype=torch.long))
 
-    @torch.no_grad()
-    def generate(
-        self,
-        source,
-        options: OutpaintOptions,
-        *,
-        work_dir: Path | None = None,
-        resume: bool = False,
-        progress: bool | Reporter = False,
-        on_window: Callable[[Window], None] | None = None,
-        source_id: str = "array",
-        on_adapt_step: Callable[[int, float], None] | None = None,
-    ) -> tuple[Geometry, torch.Tensor, dict]:
-        """Generated canvas latents ``[N, C, h, w]`` for every frame, following the coarse-to-fine plan.
+    def generation_cost(self, options: OutpaintOptions, plan: Plan) -> GenerationCost:
+        """The cost of generating ``plan`` with resolved ``options`` (before any work)."""
+        guidance = Guidance(options.guidance_context, options.guidance_global)
+        branches = len(guidance.coefficients(bool(self.unet.config.global_context)))
+        return GenerationCost(len(plan.windows), len(plan.levels), steps_run(options.steps, options.strength),
+                              branches)
 
-        The returned stats hold the windows, the UNet calls and the adapter the video was generated with (or
-        None)."""
-        n = source.info.num_frames
-        options = self.resolve(options, n)
-        geometry = self.geometry_for(source, options)
-        factor = self.codec.downsample_factor
-        if min(geometry.canvas_h, geometry.canvas_w) < 6 * factor:
-            raise UserError(f"the working canvas {geometry.canvas_w}x{geometry.canvas_h} is too small for the model "
-                            f"(short side at least {6 * factor} pixels); raise --size")
-        plan = coarse_to_fine_plan(n, options.strides)
-        # set on every run (not toggled back): the decoding that follows generate() runs with the same setting
-        if options.vae_tiling:
-            self.vae.enable_tiling()
-        else:
-            self.vae.disable_tiling()
+    @torch.no_grad()
+    def generate(self, video: PreparedVideo, *, unet: M3DDMUNet | None = None,
+                 hooks: GenerationHooks | None = None) -> tuple[torch.Tensor, dict]:
+        """Generated canvas latents ``[N, C, h, w]`` for every frame, window batch by window batch along the
+        coarse-to-fine plan. ``unet`` replaces the base model (an adapted copy); ``hooks`` skip, share and report
+        windows. The returned stats hold the number of windows and of UNet calls."""
+        options, encoded = video.options, video.encoded
+        hooks = hooks if hooks is not None else GenerationHooks()
+        unet = unet if unet is not None else self.unet
         scheduler = make_scheduler(options.scheduler, self.scheduler)
         guidance = Guidance(options.guidance_context, options.guidance_global)
-        encoded = self.encode_video(source, geometry, options)
-        shard = Shard.current()
-        if shard.world > 1 and resume:
-            raise UserError("--resume is not supported with several processes")
-        # One work folder cannot take several writers: a sharded run has no resume state.
-        keep_state = work_dir is not None and shard.world == 1
-        fingerprint = _fingerprint(options, source_id, self.unet)
-        unet, adapter = self.adapted_unet(encoded, options, source.info.fps, work_dir=work_dir if keep_state else None,
-                                          fingerprint=fingerprint, resume=resume, progress=progress,
-                                          on_adapt_step=on_adapt_step)
         context = self.global_context(encoded, unet)
         # One draw per video (not per window), so the shared part of the noise is the same in every window.
         shared_noise = None if options.noise_share == 0 else torch.randn(
             (encoded.masked.shape[1], 1, *encoded.masked.shape[-2:]), generator=window_generator(options.seed, -1))
-
-        state = WorkState(work_dir, fingerprint) if keep_state else None
-        generated = torch.zeros_like(encoded.masked)
-        done: set[int] = set()
-        if state is not None and resume:
-            loaded = state.load()
-            if loaded is not None:
-                generated, done = loaded
-
-        calls_per_step = len(guidance.coefficients(context is not None)) if options.branches is None \
-            else len(options.branches)
-        steps = steps_run(options.steps, options.strength)
-        bar = _progress_bar(plan, steps, done, progress if shard.rank == 0 else False, calls_per_step)
-        stats = {"windows": len(plan.windows), "unet_calls": 0, "adapter": adapter}
-        for level in plan.levels:
-            # Level 1 chains (each window guides the next): one process runs it. Later levels are independent:
-            # their windows are dealt round-robin to the processes, then every process gets every result.
-            mine = [w for i, w in enumerate(level) if w.id not in done and shard.owns(i, chained=w.level == 1)]
+        generated = hooks.generated.clone() if hooks.generated is not None else torch.zeros_like(encoded.masked)
+        done = set(hooks.done)
+        cost = self.generation_cost(options, video.plan)
+        steps, branches = cost.steps, cost.branches if hooks.branches is None else len(hooks.branches)
+        if hooks.on_start is not None:
+            hooks.on_start([w for w in video.plan.windows if w.id not in done], steps, branches)
+        stats = {"windows": len(video.plan.windows), "unet_calls": 0}
+        for level in video.plan.levels:
+            mine = [w for i, w in enumerate(level) if w.id not in done and (hooks.owns is None or hooks.owns(i, w))]
             for batch_windows in _batches(mine, options.batch_windows):
-                if options.reencode_per_window:
-                    context = self._reencode_for_windows(source, geometry, options, batch_windows)
-                batch = self.window_batch(batch_windows, encoded, generated, source.info.fps,
-                                          official_fps=options.official_compat)
+                if hooks.before_batch is not None:
+                    context = hooks.before_batch(batch_windows)
+                batch = self.window_batch(batch_windows, encoded, generated, official_fps=options.official_compat)
+                on_step = None if hooks.on_step is None else _count_steps(hooks.on_step, len(batch_windows))
                 out = sample_windows(
                     unet, scheduler, batch, steps=options.steps,
                     generators=[window_generator(options.seed, w.id) for w in batch_windows],
                     guidance=guidance, context=context, init=options.init, strength=options.strength,
-                    official_compat=options.official_compat,
-                    branches=options.branches, on_step=_step_counter(bar, len(batch_windows)),
+                    official_compat=options.official_compat, branches=hooks.branches, on_step=on_step,
                     noise_share=options.noise_share, shared_noise=shared_noise,
                     replace_known=options.replace_known,
                 )
-                stats["unet_calls"] += steps * calls_per_step * len(batch_windows)
+                stats["unet_calls"] += steps * branches * len(batch_windows)
                 for row, window in enumerate(batch_windows):
                     fresh = [j for j, f in enumerate(window.frames) if f not in window.guides]
                     frames = [window.frames[j] for j in fresh]
                     generated[frames] = out[row, :, fresh].permute(1, 0, 2, 3).cpu().float()
                     done.add(window.id)
-                if state is not None:
-                    state.save(generated, done)
-                for window in batch_windows:
-                    if on_window is not None:
-                        on_window(window)
-            if shard.world > 1:
-                generated = shard.share(generated, level, mine)
+                if hooks.after_batch is not None:
+                    hooks.after_batch(generated, done, batch_windows)
+            if hooks.after_level is not None:
+                generated = hooks.after_level(generated, level, mine)
                 done.update(w.id for w in level)
-        if bar is not None:
-            bar.close()
-        return geometry, generated, stats
-
-    def _reencode_for_windows(self, source, geometry: Geometry, options: OutpaintOptions,
-                              windows: list[Window]) -> GlobalContext | None:
-        """The official per-window work pattern, for the speed benchmark: the window's frames and the global frames
-        are read and encoded again and the global encoder re-run (deterministic, so the values are the same)."""
-        n = source.info.num_frames
-        g_idx = global_frame_indices(n, options.num_global_frames)
-        for window in windows:
-            frames = source.read(list(window.frames))
-            clip = ArraySource(np.stack(frames), source.info.fps)
-            self.encode_video(clip, geometry, replace(options, num_global_frames=len(frames)))
-        globals_ = ArraySource(np.stack(source.read(g_idx)), source.info.fps)
-        encoded = self.encode_video(globals_, geometry, options)
-        context = self.global_context(encoded)
-        if context is not None:
-            context.cache_kv = False
-        return context
+        return generated, stats
 
     @torch.no_grad()
-    def _decoded_frames(self, source, latents: torch.Tensor, geometry: Geometry,
+    def decode_frames(self, source, latents: torch.Tensor, geometry: Geometry,
                         options: OutpaintOptions) -> Iterator[np.ndarray]:
         """Decode the generated canvases in small batches and compose each with its source frame (streaming)."""
         codec = self.codec
@@ -612,56 +586,6 @@ class M3DDMPipeline(DiffusionPipeline):
             canvases = signed_to_uint8(codec.decode(latents[start: start + step]))
             for canvas in canvases:
                 yield compose(next(frames), canvas, geometry, feather=feather, colour_match=colour_match)
-
-
-# ------------------------------------------------------------------------------------------- resume state
-class WorkState:
-    """Generated latents and finished windows, saved atomically after every batch of windows."""
-
-    def __init__(self, folder: Path, fingerprint: str):
-        self.folder, self.fingerprint = Path(folder), fingerprint
-
-    def load(self) -> tuple[torch.Tensor, set[int]] | None:
-        meta_file = self.folder / "state.json"
-        if not meta_file.is_file():
-            return None
-        meta = json.loads(meta_file.read_text())
-        if meta.get("fingerprint") != self.fingerprint:
-            raise UserError(f"--resume: the work folder {self.folder} belongs to a run with other settings, input "
-                            "or model; rerun without --resume to start over")
-        latents = load_file(str(self.folder / meta["latents"]))["generated"]
-        return latents, set(meta["done_windows"])
-
-    def save(self, generated: torch.Tensor, done: set[int]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"latents-{len(done):05d}.safetensors"
-        with atomic_path(self.folder / name) as tmp:
-            save_file({"generated": generated.contiguous()}, str(tmp))
-        meta = {"fingerprint": self.fingerprint, "latents": name, "done_windows": sorted(done)}
-        with atomic_path(self.folder / "state.json") as tmp:
-            tmp.write_text(json.dumps(meta))
-        for old in self.folder.glob("latents-*.safetensors"):  # the state now points at the new file
-            if old.name != name:
-                old.unlink(missing_ok=True)
-
-
-def _fingerprint(options: OutpaintOptions, source_id: str, unet: M3DDMUNet) -> str:
-    weights = hashlib.sha256()
-    for name, tensor in list(unet.state_dict().items())[:8]:  # cheap identity of the weights
-        weights.update(name.encode())
-        weights.update(tensor.detach().float().flatten()[:64].cpu().numpy().tobytes())
-    decisive = {k: v for k, v in asdict(options).items() if k not in RUNTIME_ONLY_OPTIONS}
-    if options.adapter is not None:  # the adapter's content, not only its folder name
-        weights_file = Path(options.adapter) / ADAPTER_WEIGHTS
-        decisive["adapter"] = _file_identity(weights_file) if weights_file.is_file() else options.adapter
-    payload = json.dumps({"options": decisive, "source": source_id, "unet": dict(unet.config),
-                          "weights": weights.hexdigest()}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _file_identity(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _batches(windows: list[Window], limit: int) -> Iterator[list[Window]]:
@@ -681,53 +605,6 @@ def _batches(windows: list[Window], limit: int) -> Iterator[list[Window]]:
         yield batch
 
 
-@dataclass(frozen=True)
-class Shard:
-    """This process's share of the windows when several processes run one video (``accelerate launch``)."""
-
-    rank: int = 0
-    world: int = 1
-
-    @classmethod
-    def current(cls) -> Shard:
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return cls()
-        from accelerate import PartialState
-
-        # sets up the process group: gloo across CPU processes, nccl across GPUs
-        state = PartialState(cpu=not torch.cuda.is_available())
-        return cls(state.process_index, state.num_processes)
-
-    def owns(self, index_in_level: int, chained: bool) -> bool:
-        return self.rank == 0 if chained else index_in_level % self.world == self.rank
-
-    def share(self, generated: torch.Tensor, level: list[Window], mine: list[Window]) -> torch.Tensor:
-        """Every process gets the frames each process generated in this level (disjoint, so a sum gathers them)."""
-        import torch.distributed as dist
-
-        owned = torch.zeros(generated.shape[0], dtype=torch.bool)
-        for window in mine:
-            owned[[f for f in window.frames if f not in window.guides]] = True
-        contribution = torch.where(owned[:, None, None, None], generated, torch.zeros_like(generated))
-        level_frames = torch.zeros_like(owned)
-        for window in level:
-            level_frames[[f for f in window.frames if f not in window.guides]] = True
-        dist.all_reduce(contribution)
-        return torch.where(level_frames[:, None, None, None], contribution, generated)
-
-
-def _progress_bar(plan: Plan, steps: int, done: set[int], progress: bool | Reporter, branches: int = 1):
-    """The step counter of a run (``update(windows)`` per step, ``close()``), from a Reporter or True (a bar)."""
-    from m3ddm.progress import Reporter
-
-    if progress is True:
-        progress = Reporter("bar")
-    if not isinstance(progress, Reporter) or not progress.enabled:
-        return None
-    remaining = [w for w in plan.windows if w.id not in done]
-    levels = len({w.level for w in remaining})
-    return progress.generating(len(remaining), levels, steps, branches, len(remaining) * steps * branches)
-
-
-def _step_counter(bar, windows: int) -> Callable[[int, int], None] | None:
-    return None if bar is None else (lambda step, total: bar.update(windows))
+def _count_steps(on_step: Callable[[int], None], windows: int) -> Callable[[int, int], None]:
+    """The sampler's per-step callback (step, total) as "one step done for this many windows"."""
+    return lambda step, total: on_step(windows)

@@ -43,9 +43,16 @@ def test_count_flops_of_a_linear_layer_is_two_per_multiply_add():
 
 
 def test_timed_repeats_times_each_call_after_the_warmup():
+    """A fake clock that the timed function advances: call k takes k seconds; warmup calls are not timed."""
+    now = [0.0]
     calls = []
-    times = timed_repeats(lambda: calls.append(1), repeats=3, warmup=2)
-    assert len(times) == 3 and len(calls) == 5 and all(t >= 0 for t in times)
+
+    def work():
+        calls.append(1)
+        now[0] += len(calls)
+
+    times = timed_repeats(work, repeats=3, warmup=2, clock=lambda: now[0])
+    assert len(calls) == 5 and times == [3.0, 4.0, 5.0]
 
 
 @pytest.fixture(scope="module")

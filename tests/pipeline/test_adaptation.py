@@ -5,6 +5,7 @@ adapter reused with ``--adapter`` gives the file the tuning run gave."""
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,8 +21,9 @@ from m3ddm.adaptation import (
     known_block,
 )
 from m3ddm.errors import UserError
+from m3ddm.io.arrays import ArraySource
 from m3ddm.io.testing import make_test_video
-from m3ddm.pipeline import ArraySource, OutpaintOptions
+from m3ddm.pipeline import OutpaintOptions
 from m3ddm.schedule import NoiseSchedule
 from m3ddm.training.loop import weight_digest
 
@@ -218,3 +220,18 @@ def test_adaptation_progress_estimates_after_the_first_step_and_reports_a_tenth_
     now[0] += 3.0
     reporter.adapt_step(16, 0.4)
     assert "resuming after step 15" in resumed.getvalue() and "estimate: about 15 s to adapt" in resumed.getvalue()
+
+
+def test_plan_summary_states_the_adaptation_cost_beside_the_generation_cost(tiny_pipeline):
+    from m3ddm.jobs import plan_summary
+    from m3ddm.planning import coarse_to_fine_plan
+
+    options = tiny_pipeline.resolve(OutpaintOptions(pad="16,0,16,0", steps=2, adapt=AdaptSettings(steps=10)), 6)
+    cost = tiny_pipeline.generation_cost(options, coarse_to_fine_plan(6, options.strides))
+    _, _, stats = tiny_pipeline.outpaint_latents(ArraySource(np.zeros((6, 48, 64, 3), np.uint8), 24),
+                                                 replace(options, adapt=AdaptSettings()))
+    assert cost.unet_calls == stats["unet_calls"] > 0  # the estimate is what a run does
+    text = plan_summary(tiny_pipeline, options, 6)
+    assert f"{cost.unet_calls} UNet calls to generate" in text
+    assert "adapting first: 10 lora steps of 1 clip, about 30 UNet calls' work" in text
+    assert "adapting" not in plan_summary(tiny_pipeline, replace(options, adapt=AdaptSettings()), 6)

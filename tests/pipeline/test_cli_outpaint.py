@@ -273,3 +273,27 @@ def test_colour_match_and_replace_known_flags_change_only_the_border(tiny_pipeli
         assert not np.array_equal(outs[name][:, top], outs["plain"][:, top]), name  # the border changes
         # the known region is the source in every case (up to H.264: its bits move with the border)
         assert np.abs(outs[name][:, known] - outs["plain"][:, known]).mean() < 4, name
+
+
+def test_several_ratios_are_written_from_one_generation(video_with_audio, tiny_pipeline_dir, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    assert main(["outpaint", str(video_with_audio), "-o", str(out), "--ratio", "9:16,1:1", "--model",
+                 tiny_pipeline_dir, "--steps", "1", "--batch-windows", "8"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert sum(line.startswith("generating:") for line in lines) == 1  # one generation
+    assert sum(line.startswith("writing:") for line in lines) == 2
+    assert not out.exists()
+    src = np.stack(list(open_video_source(video_with_audio).iter_frames()))
+    for name, ratio in (("out_9-16.mp4", 9 / 16), ("out_1-1.mp4", 1.0)):
+        info = probe_video(tmp_path / name, exact=True)
+        assert info.num_frames == 100 and abs(info.width / info.height - ratio) < 0.01, (name, info)
+        got = np.stack(list(open_video_source(tmp_path / name).iter_frames()))
+        top = (info.height - 240) // 2
+        assert psnr(got[:, top: top + 240, :320], src) > 40  # the source, kept at full resolution
+    square = np.stack(list(open_video_source(tmp_path / "out_1-1.mp4").iter_frames()))
+    tall = np.stack(list(open_video_source(tmp_path / "out_9-16.mp4").iter_frames()))
+    offset = (tall.shape[1] - square.shape[1]) // 2  # the square is the middle of the tall frame
+    assert psnr(tall[:, offset: offset + square.shape[1]], square) > 35
+    assert main(["outpaint", str(video_with_audio), "-o", str(out), "--ratio", "9:16,9:16", "--model",
+                 tiny_pipeline_dir, "--quiet"]) == 2
+    assert "repeat one ratio" in capsys.readouterr().err

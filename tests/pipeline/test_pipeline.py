@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from m3ddm.errors import UserError
-from m3ddm.pipeline import ArraySource, M3DDMPipeline, OutpaintOptions, global_frame_indices
+from m3ddm.io.arrays import ArraySource
+from m3ddm.jobs import generate_job, run_fingerprint
+from m3ddm.pipeline import GenerationHooks, M3DDMPipeline, OutpaintOptions
+from m3ddm.planning import global_frame_indices
 
 
 def _frames(n=20, h=48, w=64, seed=0):
@@ -19,18 +22,18 @@ def _frames(n=20, h=48, w=64, seed=0):
 def test_batched_windows_equal_sequential_bit_for_bit(tiny_pipeline):
     source = ArraySource(_frames(31), 24)
     base = dict(pad="16,0,16,0", strides="15,1", steps=2, seed=3)
-    _, seq, stats = tiny_pipeline.generate(source, OutpaintOptions(batch_windows=1, **base))
-    _, bat, _ = tiny_pipeline.generate(source, OutpaintOptions(batch_windows=8, **base))
+    _, seq, stats = tiny_pipeline.outpaint_latents(source, OutpaintOptions(batch_windows=1, **base))
+    _, bat, _ = tiny_pipeline.outpaint_latents(source, OutpaintOptions(batch_windows=8, **base))
     assert stats["windows"] >= 3
     assert torch.equal(seq, bat)
-    _, other_seed, _ = tiny_pipeline.generate(source, OutpaintOptions(batch_windows=8, **{**base, "seed": 4}))
+    _, other_seed, _ = tiny_pipeline.outpaint_latents(source, OutpaintOptions(batch_windows=8, **{**base, "seed": 4}))
     assert not torch.equal(seq, other_seed)
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(tiny_pipeline, tmp_path):
     source = ArraySource(_frames(31), 24)
     options = OutpaintOptions(pad="16,0,16,0", strides="15,1", steps=2, batch_windows=1, seed=5)
-    _, full, _ = tiny_pipeline.generate(source, options)
+    _, full, _ = tiny_pipeline.outpaint_latents(source, options)
     seen = []
 
     def crash_after_two(window):
@@ -39,16 +42,16 @@ def test_interrupted_then_resumed_equals_uninterrupted(tiny_pipeline, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        tiny_pipeline.generate(source, options, work_dir=tmp_path / "work", on_window=crash_after_two)
+        generate_job(tiny_pipeline, source, options, work_dir=tmp_path / "work", on_window=crash_after_two)
     assert (tmp_path / "work" / "state.json").is_file()
     resumed_windows = []
-    _, resumed, _ = tiny_pipeline.generate(source, options, work_dir=tmp_path / "work", resume=True,
-                                           on_window=lambda w: resumed_windows.append(w.id))
+    _, resumed, _ = generate_job(tiny_pipeline, source, options, work_dir=tmp_path / "work", resume=True,
+                                 on_window=lambda w: resumed_windows.append(w.id))
     assert set(resumed_windows).isdisjoint(seen)
     assert torch.equal(full, resumed)
     with pytest.raises(UserError, match="other settings"):
-        tiny_pipeline.generate(source, OutpaintOptions(**{**options.__dict__, "seed": 6}),
-                               work_dir=tmp_path / "work", resume=True)
+        generate_job(tiny_pipeline, source, OutpaintOptions(**{**options.__dict__, "seed": 6}),
+                     work_dir=tmp_path / "work", resume=True)
 
 
 def test_outpaint_array_keeps_known_pixels_and_size(tiny_pipeline):
@@ -59,12 +62,26 @@ def test_outpaint_array_keeps_known_pixels_and_size(tiny_pipeline):
 
 
 def test_guides_condition_later_windows(tiny_pipeline):
-    """Frames generated at the coarse level are guides later: changing them changes the fine level."""
+    """Frames generated at the coarse level are guides later: changing only them changes the fine level."""
     source = ArraySource(_frames(30), 24)
-    options = OutpaintOptions(pad="16,0,16,0", strides="15,1", steps=2)
-    encoded = tiny_pipeline.encode_video(source, tiny_pipeline.geometry_for(source, tiny_pipeline.resolve(options, 30)),
-                                         tiny_pipeline.resolve(options, 30))
-    assert encoded.masked.shape[0] == 30 and encoded.global_latents.shape[0] == 16
+    video = tiny_pipeline.prepare(source, OutpaintOptions(pad="16,0,16,0", strides="15,1", steps=2))
+    assert video.encoded.masked.shape[0] == 30 and video.encoded.global_latents.shape[0] == 16
+    coarse = {w.id for w in video.plan.windows if w.level == 1}
+    fine = [w for w in video.plan.windows if w.level > 1]
+    guides = sorted({f for w in fine for f in w.guides})
+    fresh = sorted({f for w in fine for f in w.frames if f not in w.guides})
+    assert guides and fresh
+    first = torch.randn(video.encoded.masked.shape, generator=torch.Generator().manual_seed(0))
+    second = first.clone()
+    second[guides] = torch.randn(second[guides].shape, generator=torch.Generator().manual_seed(1))
+    outs = []
+    for start in (first, first, second):  # the coarse level "already generated" with these latents
+        latents, stats = tiny_pipeline.generate(video, hooks=GenerationHooks(done=coarse, generated=start))
+        assert stats["unet_calls"] > 0
+        outs.append(latents)
+    assert torch.equal(outs[0], outs[1])
+    assert torch.equal(outs[2][guides], second[guides])  # guides are kept, not re-generated
+    assert (outs[0][fresh] - outs[2][fresh]).abs().amax() > 1e-3
 
 
 def test_global_frame_indices_match_official():
@@ -100,7 +117,7 @@ def test_official_layout_from_two_folders(tmp_path, tiny_pipeline):
     assert pipe.config.global_frames == "stretch" and pipe.config.default_scheduler == "pndm"
     source = ArraySource(_frames(4), 24)
     opts = OutpaintOptions(pad="16,0,16,0", steps=3, scheduler="pndm", official_compat=True, size=96)
-    _, latents, stats = pipe.generate(source, opts)
+    _, latents, stats = pipe.outpaint_latents(source, opts)
     assert torch.isfinite(latents).all() and stats["unet_calls"] == 3 * 3
 
 
@@ -129,16 +146,16 @@ def test_factor4_codec_latents_and_mask_are_twice_as_fine(tiny_pipeline):
 def test_strength_runs_the_last_steps_from_the_prefill(tiny_pipeline):
     source = ArraySource(_frames(6), 24)
     base = dict(pad="16,0,16,0", steps=4, seed=2)
-    _, full, stats_full = tiny_pipeline.generate(source, OutpaintOptions(**base))
-    _, same, _ = tiny_pipeline.generate(source, OutpaintOptions(strength=1.0, **base))
+    _, full, stats_full = tiny_pipeline.outpaint_latents(source, OutpaintOptions(**base))
+    _, same, _ = tiny_pipeline.outpaint_latents(source, OutpaintOptions(strength=1.0, **base))
     assert torch.equal(full, same)  # 1 = the default start
-    _, half, stats_half = tiny_pipeline.generate(source, OutpaintOptions(strength=0.5, **base))
+    _, half, stats_half = tiny_pipeline.outpaint_latents(source, OutpaintOptions(strength=0.5, **base))
     assert stats_half["unet_calls"] * 2 == stats_full["unet_calls"]
     assert not torch.equal(full, half)
     with pytest.raises(UserError, match="needs init 'prefill'"):
-        tiny_pipeline.generate(source, OutpaintOptions(strength=0.5, init="noise", **base))
+        tiny_pipeline.outpaint_latents(source, OutpaintOptions(strength=0.5, init="noise", **base))
     with pytest.raises(UserError, match="strength must be in"):
-        tiny_pipeline.generate(source, OutpaintOptions(strength=1.5, **base))
+        tiny_pipeline.outpaint_latents(source, OutpaintOptions(strength=1.5, **base))
 
 
 def test_low_strength_stays_near_the_prefill(tiny_pipeline):
@@ -148,7 +165,7 @@ def test_low_strength_stays_near_the_prefill(tiny_pipeline):
     encoded = tiny_pipeline.encode_video(source, tiny_pipeline.geometry_for(source, options), options)
     gaps = []
     for strength in (0.1, 1.0):
-        _, latents, _ = tiny_pipeline.generate(source, replace(options, strength=strength))
+        _, latents, _ = tiny_pipeline.outpaint_latents(source, replace(options, strength=strength))
         gaps.append(float((latents - encoded.prefilled).pow(2).mean()))
     assert gaps[0] < 0.25 * gaps[1]
 
@@ -158,11 +175,9 @@ def test_background_io_changes_nothing_and_may_change_on_resume(tiny_pipeline, t
     on = tiny_pipeline.outpaint_array(frames, fps=24, pad_px=(16, 0, 16, 0), background_io=True)
     off = tiny_pipeline.outpaint_array(frames, fps=24, pad_px=(16, 0, 16, 0), background_io=False)
     assert np.array_equal(on, off)
-    from m3ddm.pipeline import _fingerprint
-
-    a = _fingerprint(OutpaintOptions(background_io=True, batch_windows=1), "x", tiny_pipeline.unet)
-    b = _fingerprint(OutpaintOptions(background_io=False, batch_windows=4), "x", tiny_pipeline.unet)
-    c = _fingerprint(OutpaintOptions(seed=1), "x", tiny_pipeline.unet)
+    a = run_fingerprint(OutpaintOptions(background_io=True, batch_windows=1), "x", tiny_pipeline.unet)
+    b = run_fingerprint(OutpaintOptions(background_io=False, batch_windows=4), "x", tiny_pipeline.unet)
+    c = run_fingerprint(OutpaintOptions(seed=1), "x", tiny_pipeline.unet)
     assert a == b != c
 
 
@@ -173,11 +188,11 @@ def test_noise_share_makes_a_static_video_flicker_less(tiny_pipeline):
     base = dict(pad="16,0,16,0", steps=4, seed=1, strength=0.6, strides="1")
     change = []
     for share in (0.0, 0.9):
-        _, latents, _ = tiny_pipeline.generate(source, OutpaintOptions(noise_share=share, **base))
+        _, latents, _ = tiny_pipeline.outpaint_latents(source, OutpaintOptions(noise_share=share, **base))
         change.append(float((latents[1:] - latents[:-1]).pow(2).mean()))
     assert change[1] < 0.3 * change[0]
     with pytest.raises(UserError, match="noise share"):
-        tiny_pipeline.generate(source, OutpaintOptions(noise_share=-0.1, **base))
+        tiny_pipeline.outpaint_latents(source, OutpaintOptions(noise_share=-0.1, **base))
 
 
 def test_model_defaults_fill_unset_guidance_and_noise_share(tiny_pipeline):

@@ -118,17 +118,18 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_repeats(fn: Callable[[], object], repeats: int, device: str = "cpu", warmup: int = 1) -> list[float]:
-    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+def timed_repeats(fn: Callable[[], object], repeats: int, device: str = "cpu", warmup: int = 1,
+                  clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (``clock``: seconds, for tests)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
         synchronize(device)
-        start = time.perf_counter()
+        start = clock()
         fn()
         synchronize(device)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return times
 
 

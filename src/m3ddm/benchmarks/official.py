@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +88,30 @@ def levers(fast_steps: int = FAST_STEPS) -> list[Lever]:
 
 
 # ------------------------------------------------------------------------------------------- one configuration
+def per_window_reencoding(pipe, source, options):
+    """The official driver's per-window work, as a generation hook: every window's frames and the global frames
+    are read and VAE-encoded again and the global encoder re-run, without a key/value cache. The values are the
+    same (deterministic), so only the time changes. ``options`` are resolved for the source."""
+    from m3ddm.io.arrays import ArraySource
+    from m3ddm.planning import global_frame_indices
+
+    geometry = pipe.geometry_for(source, options)
+    global_indices = global_frame_indices(source.info.num_frames, options.num_global_frames)
+
+    def before_batch(windows):
+        for window in windows:
+            clip = ArraySource(np.stack(source.read(list(window.frames))), source.info.fps)
+            pipe.encode_video(clip, geometry, replace(options, num_global_frames=len(window.frames)))
+        global_frames = ArraySource(np.stack(source.read(global_indices)), source.info.fps)
+        context = pipe.global_context(pipe.encode_video(global_frames, geometry, options))
+        if context is not None:
+            context.cache_kv = False
+        return context
+
+    return before_batch
+
+
+
 def config_task(model_dir: str, source: dict, options: dict, attention: str, output_path: str,
                 repeats: int = 1, device: str = "cpu", threads: int | None = None, steps_scale: float = 1.0,
                 runtime: dict | None = None) -> dict:
@@ -98,7 +122,8 @@ def config_task(model_dir: str, source: dict, options: dict, attention: str, out
 
     from m3ddm.benchmarks.flops import UNetCallRecorder
     from m3ddm.benchmarks.models import load_frames, load_pipeline, synthetic_frames
-    from m3ddm.pipeline import ArraySource, OutpaintOptions
+    from m3ddm.io.arrays import ArraySource
+    from m3ddm.pipeline import GenerationHooks, OutpaintOptions
     from m3ddm.sampling import Guidance
 
     threads_used = set_threads(threads)
@@ -112,25 +137,29 @@ def config_task(model_dir: str, source: dict, options: dict, attention: str, out
     else:
         frames, fps = synthetic_frames(source["frames"], *source["size"]), 24.0
     options = dict(options)
-    if options.get("branches") is not None:
-        options["branches"] = tuple(options["branches"])
+    # the work-pattern knobs are the benchmark's, given to the pipeline as generation hooks
+    branches = options.pop("branches", None)
+    branches = tuple(branches) if branches is not None else None
+    reencode = options.pop("reencode_per_window", False)
     seed = options.pop("seed", 0)
     if options.get("steps") is None:
         options["steps"] = scaled_steps(pipe.config.default_steps, steps_scale)
+    resolved = pipe.resolve(OutpaintOptions(seed=seed, **options), len(frames))
+    source = ArraySource(frames, fps)
+    geometry = pipe.geometry_for(source, resolved)
+    hooks = GenerationHooks(branches=branches,
+                            before_batch=per_window_reencoding(pipe, source, resolved) if reencode else None)
 
     times = []
     with UNetCallRecorder(pipe.unet) as calls, PeakMemory(device) as memory:
         start = time.perf_counter()
-        output = pipe.outpaint_array(frames, fps, seed=seed, **options)
+        output = pipe.outpaint_array(frames, fps, seed=seed, hooks=hooks, **options)
         times.append(time.perf_counter() - start)
     for _ in range(repeats - 1):
         start = time.perf_counter()
-        pipe.outpaint_array(frames, fps, seed=seed, **options)
+        pipe.outpaint_array(frames, fps, seed=seed, hooks=hooks, **options)
         times.append(time.perf_counter() - start)
     flops = calls.flops()
-
-    resolved = pipe.resolve(OutpaintOptions(seed=seed, **options), len(frames))
-    geometry = pipe.geometry_for(ArraySource(frames, fps), resolved)
     needed = Guidance(resolved.guidance_context, resolved.guidance_global).coefficients(pipe.unet.config.global_context)
     np.savez(output_path, frames=output, mask=geometry.output_mask)
     n = len(frames)
@@ -139,7 +168,7 @@ def config_task(model_dir: str, source: dict, options: dict, attention: str, out
         "rows": calls.num_rows, "flops": flops, "rows_per_frame": calls.num_rows / n, "flops_per_frame": flops / n,
         "wall_per_frame_s": median(times) / n, "canvas": [geometry.canvas_w, geometry.canvas_h],
         "output": [geometry.output_w, geometry.output_h], "scheduler": resolved.scheduler, "steps": resolved.steps,
-        "branches": len(options["branches"]) if options.get("branches") else len(needed), "attention": attention,
+        "branches": len(branches) if branches else len(needed), "attention": attention,
         "threads": threads_used, "device": device, "dtype": runtime.get("dtype", "float32"), **memory.result(),
     }
 

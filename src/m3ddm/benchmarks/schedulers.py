@@ -92,7 +92,7 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ the bench
 def _mean(values: Sequence[float]) -> float:
-    from m3ddm.evaluation.protocol import _mean as protocol_mean  # mean of the finite values, NaN if none
+    from m3ddm.evaluation.protocol import finite_mean as protocol_mean  # mean of the finite values, NaN if none
 
     return protocol_mean(values)
 

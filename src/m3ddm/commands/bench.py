@@ -203,11 +203,11 @@ def run_official(args: argparse.Namespace) -> int:
 def run_schedulers(args: argparse.Namespace) -> int:
     from m3ddm.benchmarks.schedulers import COLUMNS, bench_schedulers, header_line, summary_lines, table_rows
     from m3ddm.benchmarks.table import format_table
-    from m3ddm.commands.evaluate import _options
+    from m3ddm.commands.evaluate import parse_options
 
     report = bench_schedulers(
         args.data, model=args.model, configs=args.configs, reference=args.reference, ratio=args.ratio,
-        direction=args.direction, max_frames=args.max_frames, size=args.size, options=_options(args.option),
+        direction=args.direction, max_frames=args.max_frames, size=args.size, options=parse_options(args.option),
         tolerance_db=args.tolerance_db, seed=args.seed, threads=args.threads, device=args.device,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )

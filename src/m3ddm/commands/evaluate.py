@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _options(pairs: list[str]) -> dict:
+def parse_options(pairs: list[str]) -> dict:
     import yaml
 
     from m3ddm.errors import UserError
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         visuals=not args.no_visuals,
         seed=args.seed,
         device=args.device,
-        method_options=_options(args.option),
+        method_options=parse_options(args.option),
     )
     results = run_evaluation(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     paths = write_report(results, args.out)

@@ -38,7 +38,8 @@ def register(subparsers) -> None:
                    help="output file (.mp4/.mkv/.mov, an image, or a name without extension for a frame folder) for "
                         "one input; an output folder for several inputs or a folder of videos")
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--ratio", help="target aspect ratio W:H, e.g. 9:16, 1:1, 2.39:1")
+    target.add_argument("--ratio", help="target aspect ratio W:H, e.g. 9:16, 1:1, 2.39:1; several, comma-separated "
+                                        "(9:16,1:1): one generation, one output each, named <stem>_<w>-<h>.<ext>")
     target.add_argument("--pad", help="LEFT,TOP,RIGHT,BOTTOM border as fractions (<1) or pixels")
     model = p.add_argument_group("model")
     model.add_argument("--model", help="pipeline folder (model_index.json, unet/, vae/, scheduler/)")
@@ -222,8 +223,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from m3ddm.adaptation import AdaptSettings
-    from m3ddm.jobs import outpaint_batch, outpaint_file
-    from m3ddm.pipeline import M3DDMPipeline, OutpaintOptions, Shard
+    from m3ddm.jobs import Shard, outpaint_batch, outpaint_file
+    from m3ddm.pipeline import M3DDMPipeline, OutpaintOptions
     from m3ddm.progress import Reporter
 
     inputs, batch = _expand_inputs(args.inputs)
@@ -234,8 +235,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--threads must be at least 1")
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise UserError(f"--end ({float(args.end):g} s) must be after --start ({float(args.start):g} s)")
+    ratios = tuple(part.strip() for part in args.ratio.split(",")) if args.ratio and "," in args.ratio else ()
     options = OutpaintOptions(
-        ratio=args.ratio, pad=args.pad, size=args.size, canvas=args.canvas, output_size=_output_size(args.output_size),
+        ratio=None if ratios else args.ratio, ratios=ratios, pad=args.pad, size=args.size, canvas=args.canvas,
+        output_size=_output_size(args.output_size),
         official_output=args.official_output, scheduler=args.scheduler, steps=args.steps, strides=args.strides,
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
         batch_windows=args.batch_windows, init=args.init, strength=args.strength, noise_share=args.noise_share,

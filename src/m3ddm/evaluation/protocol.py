@@ -176,7 +176,7 @@ def load_clip(clip: Clip, max_frames: int | None = None, size: int | None = None
 # ------------------------------------------------------------------------------------------------- scoring
 
 
-def _mean(values: Sequence[float]) -> float:
+def finite_mean(values: Sequence[float]) -> float:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
 
@@ -210,7 +210,7 @@ def score_video(
     temporal = temporal_scores(pred, gt, mask)
     result: dict[str, Any] = {"frames": int(len(gt))}
     for scope in SCOPES:
-        result[scope] = {metric: _mean(values) for metric, values in per_frame[scope].items()}
+        result[scope] = {metric: finite_mean(values) for metric, values in per_frame[scope].items()}
         result[scope].update(temporal[scope])
     seam = seam_scores(pred, pad_px)
     per_frame["seam"] = seam.pop("per_frame")
@@ -231,7 +231,7 @@ def seam_scores(frames: np.ndarray, pad_px: Sequence[int]) -> dict[str, Any]:
         "step": [s for s, _ in steps],
         "inside": [i for _, i in steps],
     }
-    step, inside = _mean(per_frame["step"]), _mean(per_frame["inside"])
+    step, inside = finite_mean(per_frame["step"]), finite_mean(per_frame["inside"])
     return {"ratio": seam_ratio(step, inside), "step": step, "inside": inside, "per_frame": per_frame}
 
 
@@ -416,14 +416,14 @@ def summarise(
                 row: dict[str, Any] = {"method": method, "ratio": rkey, "scope": scope, "clips": len(chosen)}
                 for metric in (*IMAGE_METRICS, "lpips", *TEMPORAL_METRICS):
                     values = [r[scope].get(metric) for r in chosen]
-                    row[metric] = lpips_reason if metric == "lpips" and lpips_reason else _mean(values)
+                    row[metric] = lpips_reason if metric == "lpips" and lpips_reason else finite_mean(values)
                 row["fvd"] = fvd_reason or _fvd_for(
                     features[scope], gt_features[scope], method, [_ratio_key(r) for r in members]
                 )
                 # the seam lies on the frame, not in a scope: its columns are filled on the full-frame rows
                 for metric in (*SEAM_METRICS, "gt"):
                     values = [r["seam"][metric] for r in chosen if "seam" in r] if scope == "full" else []
-                    row[f"seam_{metric}"] = _mean(values)
+                    row[f"seam_{metric}"] = finite_mean(values)
                 rows.append(row)
     return rows
 
