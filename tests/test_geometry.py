@@ -188,3 +188,15 @@ def test_pads_in_source_pixels_and_canvas_placement():
     assert (g.canvas_w, g.canvas_h) == (256, 96)  # 1920 x 720 -> 256 x 96
     assert g.known.w == math.floor(1280 * 256 / 1920 + 0.5) and g.known.h == 96
     assert g.known.x0 == round(320 * 256 / 1920)
+
+
+def test_official_rounding_truncates_like_the_driver():
+    """1280x720 -> 9:16 on the 256 square: the driver's float truncation pastes 144x80 at y = 88 (720 * 256 / 2275.56
+    is 80.99999... in floats); ours guards the truncation and pastes 144x81 at y = 87."""
+    official = plan_geometry(720, 1280, ratio="9:16", size=256, canvas="square", official=True)
+    ours = plan_geometry(720, 1280, ratio="9:16", size=256, canvas="square")
+    assert (official.known.w, official.known.h, official.known.x0, official.known.y0) == (144, 80, 56, 88)
+    assert (ours.known.w, ours.known.h, ours.known.y0) == (144, 81, 87)
+    assert official.official and not ours.official
+    with pytest.raises(UserError, match="square canvas"):
+        plan_geometry(720, 1280, ratio="9:16", size=256, official=True)

@@ -15,9 +15,12 @@ import numpy as np
 from m3ddm.geometry import Geometry, Rect
 
 
-def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize with INTER_AREA when shrinking (anti-aliased) and bilinear otherwise."""
+def resize(image: np.ndarray, width: int, height: int, official: bool = False) -> np.ndarray:
+    """Resize with INTER_AREA when shrinking (anti-aliased) and bilinear otherwise; ``official``: the official
+    driver's OpenCV bilinear on float pixels, truncated back to uint8 (aliased when shrinking)."""
     h, w = image.shape[:2]
+    if official:
+        return cv2.resize(image.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR).astype(np.uint8)
     if (w, h) == (width, height):
         return image.copy()
     shrinking = width <= w and height <= h
@@ -40,7 +43,7 @@ def build_canvas(frame: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, np.
     frame = _check_frame(frame, geometry.src_h, geometry.src_w, "the source frame")
     known = geometry.known
     canvas = np.zeros((geometry.canvas_h, geometry.canvas_w, frame.shape[2]), dtype=np.uint8)
-    canvas[known.slices] = resize(frame, known.w, known.h).reshape(known.h, known.w, -1)
+    canvas[known.slices] = resize(frame, known.w, known.h, geometry.official).reshape(known.h, known.w, -1)
     return canvas, geometry.mask
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -145,13 +146,17 @@ class LatentCodec(torch.nn.Module):
         pixels: torch.Tensor,
         *,
         sample: bool = False,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         batch_size: int | None = None,
     ) -> torch.Tensor:
-        """Scaled latents of ``pixels`` (in [-1, 1]). Posterior mean unless ``sample`` (then seeded by ``generator``).
+        """Scaled latents of ``pixels`` (in [-1, 1]). Posterior mean unless ``sample`` (then seeded by ``generator``,
+        or one generator per image, which makes each image's draw independent of the batching).
 
         ``batch_size`` slices the batch (VAE slicing) to bound peak memory.
         """
+        per_image = generator is not None and not isinstance(generator, torch.Generator)
+        if per_image and len(generator) != pixels.shape[0]:
+            raise ValueError(f"{len(generator)} generators for {pixels.shape[0]} images")
         chunks = pixels.split(batch_size) if batch_size else (pixels,)
         out = []
         if self.is_tiny_autoencoder:  # deterministic: there is no posterior to sample
@@ -160,15 +165,21 @@ class LatentCodec(torch.nn.Module):
                 raw = self.vae.encode_raw((chunk.to(self.device, self.dtype) + 1) / 2).float()
                 out.append((raw - mean) / std)
             return torch.cat(out)
+        start = 0
         for chunk in chunks:
             dist = self.vae.encode(chunk.to(self.device, self.dtype)).latent_dist
-            if sample:
+            if sample and per_image:
+                noise = torch.stack([torch.randn(dist.mean.shape[1:], generator=g, dtype=torch.float32)
+                                     for g in generator[start: start + chunk.shape[0]]]).to(dist.mean)
+                latent = dist.mean + dist.std * noise
+            elif sample:
                 noise = torch.randn(dist.mean.shape, generator=generator, device=dist.mean.device,
                                     dtype=dist.mean.dtype)
                 latent = dist.mean + dist.std * noise
             else:
                 latent = dist.mean
             out.append(latent * self.scaling_factor)
+            start += chunk.shape[0]
         return torch.cat(out)
 
     def decode(self, latents: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:

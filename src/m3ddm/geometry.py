@@ -95,6 +95,9 @@ class Geometry:
     output_h: int
     output_w: int
     output_known: Rect  # the source inside the output frame
+    # --official-compat: the official driver's float truncation of the pasted size and its resize filter (bilinear on
+    # float pixels, truncated), instead of our exact rounding and anti-aliased shrinking
+    official: bool = False
 
     @property
     def ratio(self) -> float:
@@ -235,10 +238,12 @@ def plan_geometry(
     canvas: str = "target",
     output: str = "full",
     output_size: tuple[int, int] | None = None,
+    official: bool = False,
 ) -> Geometry:
     """Compute the geometry for a ``src_h x src_w`` video; give exactly one of ``ratio`` and ``pad``.
 
     ``size`` is the working canvas's long side (rounded to a multiple of 8). ``output_size`` is (W, H).
+    ``official`` (square canvas only) pastes the source as the official driver rounds it (see ``Geometry``).
     """
     if src_h < 1 or src_w < 1:
         raise UserError(f"the source frames have no pixels ({src_w}x{src_h})")
@@ -252,6 +257,8 @@ def plan_geometry(
         raise UserError("an output size cannot be combined with the official output mode")
     if not size or size < 1:
         raise UserError(f"the working size must be positive, got {size}")
+    if official and canvas != "square":
+        raise UserError("the official geometry is the square canvas (--canvas square)")
     size = round_to_multiple(size)
 
     source_ratio = src_w / src_h
@@ -278,7 +285,7 @@ def plan_geometry(
     if canvas == "target":
         canvas_h, canvas_w, known, crop = _target_canvas(src_h, src_w, pads, size)
     else:
-        canvas_h, canvas_w, known, crop = _square_canvas(src_h, src_w, pads, size, symmetric)
+        canvas_h, canvas_w, known, crop = _square_canvas(src_h, src_w, pads, size, symmetric, official)
 
     if output == "official":
         output_mode = "official"
@@ -304,6 +311,7 @@ def plan_geometry(
         output_h=out_h,
         output_w=out_w,
         output_known=output_known,
+        official=official,
     )
 
 
@@ -338,12 +346,15 @@ def _target_canvas(src_h: int, src_w: int, pads, size: int) -> tuple[int, int, R
     return canvas_h, canvas_w, known, Rect(0, 0, canvas_w, canvas_h)
 
 
-def _square_canvas(src_h: int, src_w: int, pads, size: int, symmetric: bool) -> tuple[int, int, Rect, Rect]:
+def _square_canvas(src_h: int, src_w: int, pads, size: int, symmetric: bool,
+                   official: bool = False) -> tuple[int, int, Rect, Rect]:
     target_w, target_h = src_w + pads[0] + pads[2], src_h + pads[1] + pads[3]
     side = max(target_w, target_h)
     scale = size / side
-    # the official: the frame resized to int(size * W / S) x int(size * H / S), pasted centred
-    w, h = min(int(src_w * scale + _EPS), size), min(int(src_h * scale + _EPS), size)
+    # the official: the frame resized to int(W * size / S) x int(H * size / S), pasted centred. Its float truncation
+    # can lose a pixel where the exact value is whole (720 * 256 / 2275.56 = 80.99999...); ours guards it.
+    eps = 0.0 if official else _EPS
+    w, h = min(int(src_w * scale + eps), size), min(int(src_h * scale + eps), size)
     crop_w, crop_h = min(int(target_w * scale + _EPS), size), min(int(target_h * scale + _EPS), size)
     crop = Rect(int((size - crop_w) / 2), int((size - crop_h) / 2), crop_w, crop_h)
     if symmetric:

@@ -139,7 +139,7 @@ class WorkState:
     def __init__(self, folder: Path, fingerprint: str):
         self.folder, self.fingerprint = Path(folder), fingerprint
 
-    def load(self) -> tuple[torch.Tensor, set[int]] | None:
+    def load(self) -> tuple[torch.Tensor, set[int], torch.Tensor | None] | None:
         meta_file = self.folder / "state.json"
         if not meta_file.is_file():
             return None
@@ -147,14 +147,18 @@ class WorkState:
         if meta.get("fingerprint") != self.fingerprint:
             raise UserError(f"--resume: the work folder {self.folder} belongs to a run with other settings, input "
                             "or model; rerun without --resume to start over")
-        latents = load_file(str(self.folder / meta["latents"]))["generated"]
-        return latents, set(meta["done_windows"])
+        tensors = load_file(str(self.folder / meta["latents"]))
+        return tensors["generated"], set(meta["done_windows"]), tensors.get("shown")
 
-    def save(self, generated: torch.Tensor, done: set[int]) -> None:
+    def save(self, generated: torch.Tensor, done: set[int], shown: torch.Tensor | None = None) -> None:
+        """``shown``: the latents each frame shows where they differ from the generated ones (--official-compat)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"latents-{len(done):05d}.safetensors"
+        tensors = {"generated": generated.contiguous()}
+        if shown is not None:
+            tensors["shown"] = shown.contiguous()
         with atomic_path(self.folder / name) as tmp:
-            save_file({"generated": generated.contiguous()}, str(tmp))
+            save_file(tensors, str(tmp))
         meta = {"fingerprint": self.fingerprint, "latents": name, "done_windows": sorted(done)}
         with atomic_path(self.folder / "state.json") as tmp:
             tmp.write_text(json.dumps(meta))
@@ -237,6 +241,9 @@ def generate_job(
     shard = Shard.current()
     if shard.world > 1 and resume:
         raise UserError("--resume is not supported with several processes")
+    if shard.world > 1 and options.official_compat:
+        raise UserError("--official-compat runs in one process, as the official driver (its guide frames show the "
+                        "last window's re-generation, which the processes do not share)")
     video = pipe.prepare(source, options)
     # One work folder cannot take several writers: a sharded run has no resume state.
     keep_state = work_dir is not None and shard.world == 1
@@ -247,7 +254,7 @@ def generate_job(
     hooks = GenerationHooks()
     state = WorkState(work_dir, fingerprint) if keep_state else None
     if state is not None and resume and (loaded := state.load()) is not None:
-        hooks.generated, hooks.done = loaded
+        hooks.generated, hooks.done, hooks.shown = loaded
     if shard.world > 1:
         hooks.owns = lambda index, window: shard.owns(index, chained=window.level == 1)
         hooks.after_level = shard.share
@@ -261,7 +268,7 @@ def generate_job(
 
     def batch_done(generated: torch.Tensor, done: set[int], batch: list[Window]) -> None:
         if state is not None:
-            state.save(generated, done)
+            state.save(generated, done, hooks.shown)
         for window in batch:
             if on_window is not None:
                 on_window(window)

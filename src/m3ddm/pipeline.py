@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -162,12 +162,26 @@ class GenerationHooks:
     # benchmarks: the global context to use for this batch (the official driver recomputes it per window)
     before_batch: Callable[[list[Window]], GlobalContext | None] | None = None
     branches: tuple[str, ...] | None = None  # benchmarks: force a guidance-branch set; None = the needed ones
+    # --official-compat: the latents each frame shows (its last writer; guides re-generated later). Given: a resumed
+    # run's; updated in place as windows finish, so a caller can save it with the generated latents.
+    shown: torch.Tensor | None = None
 
 
-def window_generator(seed: int, window_id: int) -> torch.Generator:
+def window_generator(seed: int, window_id: int | str) -> torch.Generator:
     """The window's own random stream: results do not depend on batching or resuming."""
     digest = hashlib.sha256(f"m3ddm:{seed}:{window_id}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+
+def stretched_global_frame(frame: np.ndarray, side: int, official: bool = False) -> torch.Tensor:
+    """A global frame stretched to ``side x side`` (aspect ignored, as the official weights see them), ``[3, side,
+    side]`` in [-1, 1]. ``official``: the driver's antialiased bilinear on float pixels, never rounded to uint8."""
+    if not official:
+        return to_signed(resize(frame, side, side))
+    pixels = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 255
+    pixels = torch.nn.functional.interpolate(pixels, size=(side, side), mode="bilinear", antialias=True,
+                                             align_corners=False)
+    return pixels[0] * 2 - 1
 
 
 class M3DDMPipeline(DiffusionPipeline):
@@ -381,7 +395,7 @@ class M3DDMPipeline(DiffusionPipeline):
         return plan_geometry(
             info.height, info.width, ratio=options.ratio, pad=pad, size=options.size,
             canvas=options.canvas, output="official" if options.official_output else "full",
-            output_size=options.output_size,
+            output_size=options.output_size, official=options.official_compat and options.canvas == "square",
         )
 
     @torch.no_grad()
@@ -397,13 +411,24 @@ class M3DDMPipeline(DiffusionPipeline):
         masked, prefilled, stretched = [], [], []
         pending: list[np.ndarray] = []
         pending_fill: list[np.ndarray] = []
+        official = options.official_compat
+
+        def encode(images, kind: str, frames: Sequence[int]) -> torch.Tensor:
+            pixels = images if torch.is_tensor(images) else to_signed(images)
+            if not official:
+                return codec.encode(pixels).cpu().float()
+            # the official driver samples the posterior (unseeded); we sample it from one seeded stream per image
+            streams = [window_generator(options.seed, f"posterior:{kind}:{f}") for f in frames]
+            return codec.encode(pixels, sample=True, generator=streams).cpu().float()
 
         def flush():
             if pending:
+                first = sum(len(chunk) for chunk in (prefilled if latent_masked else masked))
+                frames = range(first, first + len(pending))
                 if not latent_masked:  # (latent_mask: the context comes from the pre-fill's latents below)
-                    masked.append(codec.encode(to_signed(pending)).cpu().float())
+                    masked.append(encode(pending, "letterbox", frames))
                 if pending_fill:
-                    prefilled.append(codec.encode(to_signed(pending_fill)).cpu().float())
+                    prefilled.append(encode(pending_fill, "prefill", frames))
                 pending.clear()
                 pending_fill.clear()
 
@@ -422,15 +447,14 @@ class M3DDMPipeline(DiffusionPipeline):
             if filled is not None:
                 pending_fill.append(filled)
             if stretch and i in g_indices:
-                side = options.size
-                stretched.append(resize(frame, side, side))
+                stretched.append(stretched_global_frame(frame, options.size, official))
             if len(pending) == options.vae_batch:
                 flush()
             count += 1
         flush()
         if count != n:
             raise UserError(f"the input announced {n} frames but {count} could be decoded")
-        black = codec.encode(to_signed([np.zeros_like(canvas)]))[0].cpu().float()
+        black = encode([np.zeros_like(canvas)], "black", [0])[0]
         # the codec's own factor: our factor-4 codecs have latents twice as fine as SD's
         cells = latent_mask(geometry.mask, codec.downsample_factor)
         latent_mask_t = torch.from_numpy(cells.astype(np.float32))[None, None, None]
@@ -446,7 +470,8 @@ class M3DDMPipeline(DiffusionPipeline):
             # repeat as the driver does when the video has fewer frames than g
             order = global_frame_indices(n, options.num_global_frames)
             unique = sorted(g_indices)
-            enc = codec.encode(to_signed(stretched)).cpu().float()
+            # (streams by position in the global list, so a clip of just the global frames draws the same)
+            enc = encode(torch.stack(stretched), "global", range(len(unique)))
             global_latents = enc[[unique.index(i) for i in order]]
         else:
             global_latents = masked_t[global_frame_indices(n, options.num_global_frames)]
@@ -538,6 +563,12 @@ class M3DDMPipeline(DiffusionPipeline):
         shared_noise = None if options.noise_share == 0 else torch.randn(
             (encoded.masked.shape[1], 1, *encoded.masked.shape[-2:]), generator=window_generator(options.seed, -1))
         generated = hooks.generated.clone() if hooks.generated is not None else torch.zeros_like(encoded.masked)
+        # --official-compat: what each frame finally shows is the last window that wrote it (the driver's files are
+        # overwritten), while guides stay the first writer's latents; otherwise every frame shows its first writer
+        shown = None
+        if options.official_compat:
+            shown = hooks.shown if hooks.shown is not None else generated.clone()
+            hooks.shown = shown
         done = set(hooks.done)
         cost = self.generation_cost(options, video.plan)
         steps, branches = cost.steps, cost.branches if hooks.branches is None else len(hooks.branches)
@@ -553,7 +584,9 @@ class M3DDMPipeline(DiffusionPipeline):
                 on_step = None if hooks.on_step is None else _count_steps(hooks.on_step, len(batch_windows))
                 out = sample_windows(
                     unet, scheduler, batch, steps=options.steps,
-                    generators=[window_generator(options.seed, w.id) for w in batch_windows],
+                    # --official-compat: the driver re-seeds one generator per window, so all start from one noise
+                    generators=[torch.Generator().manual_seed(options.seed) if options.official_compat
+                                else window_generator(options.seed, w.id) for w in batch_windows],
                     guidance=guidance, context=context, init=options.init, strength=options.strength,
                     official_compat=options.official_compat, branches=hooks.branches, on_step=on_step,
                     noise_share=options.noise_share, shared_noise=shared_noise,
@@ -564,13 +597,16 @@ class M3DDMPipeline(DiffusionPipeline):
                     fresh = [j for j, f in enumerate(window.frames) if f not in window.guides]
                     frames = [window.frames[j] for j in fresh]
                     generated[frames] = out[row, :, fresh].permute(1, 0, 2, 3).cpu().float()
+                    if shown is not None:  # every real frame of the window, guides included
+                        real = len(window.frames)
+                        shown[list(window.frames)] = out[row, :, :real].permute(1, 0, 2, 3).cpu().float()
                     done.add(window.id)
                 if hooks.after_batch is not None:
                     hooks.after_batch(generated, done, batch_windows)
             if hooks.after_level is not None:
                 generated = hooks.after_level(generated, level, mine)
                 done.update(w.id for w in level)
-        return generated, stats
+        return (generated if shown is None else shown), stats
 
     @torch.no_grad()
     def decode_frames(self, source, latents: torch.Tensor, geometry: Geometry,

@@ -54,8 +54,9 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int,
                    help=f"working long side in pixels, a multiple of 8 (default: the model's: "
                         f"{_shipped('default_size', 160)} for the shipped model, 256 for --unet/--vae)")
-    p.add_argument("--canvas", choices=("target", "square"), default="target",
-                   help="generate only the target canvas (default) or the official square canvas")
+    p.add_argument("--canvas", choices=("target", "square"),
+                   help="generate only the target canvas (default) or the official square canvas (the default "
+                        "with --official-compat)")
     p.add_argument("--output-size", help="WxH of the output (default: source pixels kept at full resolution)")
     p.add_argument("--official-output", action="store_true", help="everything at the working size, as upstream")
     p.add_argument("--scheduler", help=f"dpmpp, ddim, pndm (official, 50 steps) or euler (default: the model's: "
@@ -94,7 +95,10 @@ def register(subparsers) -> None:
                    help="frames per VAE call (VAE slicing: lower uses less memory; default 8)")
     p.add_argument("--vae-tiling", action="store_true",
                    help="encode and decode in blended tiles (for large working sizes; changes the output slightly)")
-    p.add_argument("--official-compat", action="store_true", help="reproduce the official PNDM start (pndm only)")
+    p.add_argument("--official-compat", action="store_true",
+                   help="the official driver step for step (pndm only): its square canvas, resize and rounding, "
+                        "PNDM start, one re-seeded noise per window, posterior sampling, fps and guide-frame "
+                        "overwrite (see the README's official-compatibility section)")
     p.add_argument("--global-frames", type=int,
                    help=f"number of global frames (default: the model's: {_shipped('num_global_frames', 16)} for the "
                         f"shipped model, 16 for --unet/--vae)")
@@ -237,7 +241,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--end ({float(args.end):g} s) must be after --start ({float(args.start):g} s)")
     ratios = tuple(part.strip() for part in args.ratio.split(",")) if args.ratio and "," in args.ratio else ()
     options = OutpaintOptions(
-        ratio=None if ratios else args.ratio, ratios=ratios, pad=args.pad, size=args.size, canvas=args.canvas,
+        ratio=None if ratios else args.ratio, ratios=ratios, pad=args.pad, size=args.size,
+        canvas=args.canvas or ("square" if args.official_compat else "target"),
         output_size=_output_size(args.output_size),
         official_output=args.official_output, scheduler=args.scheduler, steps=args.steps, strides=args.strides,
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
