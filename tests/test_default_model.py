@@ -9,7 +9,7 @@ import torch
 
 from m3ddm.cli import main
 from m3ddm.io import probe_video
-from m3ddm.io.testing import make_test_video
+from m3ddm.io.samples import make_test_video
 from m3ddm.pipeline import DEFAULT_MODEL_DIR, M3DDMPipeline, OutpaintOptions
 from m3ddm.training.synthetic import synthetic_video
 from m3ddm.utils.pixels import psnr, signed_to_uint8, to_signed

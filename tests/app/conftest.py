@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from m3ddm.benchmarks.models import tiny_pipeline
-from m3ddm.io.testing import encoder_available, make_test_video
+from m3ddm.io.samples import encoder_available, make_test_video
 from m3ddm.pipeline import M3DDMPipeline
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network calls from the tests

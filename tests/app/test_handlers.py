@@ -10,7 +10,7 @@ from m3ddm.app.preview import OUTLINE_RGB, generated_bands, plan_preview
 from m3ddm.errors import UserError
 from m3ddm.geometry import Rect, plan_geometry
 from m3ddm.io import probe_video
-from m3ddm.io.testing import write_garbage
+from media_checks import write_garbage
 
 
 def test_target_from_form_ratio_and_pads():
@@ -137,7 +137,8 @@ def test_example_clips(tmp_path):
 
 def test_trim_keeps_the_audio_in_sync(tmp_path):
     """A time range from 0.25 s: a beep at 0.5 s in the source is at 0.25 s in the trimmed clip."""
-    from m3ddm.io.testing import decode_audio, encoder_available, make_test_video
+    from m3ddm.io.samples import encoder_available, make_test_video
+    from media_checks import decode_audio
 
     if not encoder_available("aac"):
         pytest.skip("no AAC encoder in this FFmpeg build")

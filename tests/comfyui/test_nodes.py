@@ -10,7 +10,7 @@ import torch
 
 from m3ddm.comfyui import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from m3ddm.errors import UserError
-from m3ddm.io.testing import pattern_frame
+from m3ddm.io.samples import pattern_frame
 
 WORKFLOW = Path(__file__).parents[2] / "examples" / "comfyui" / "m3ddm_outpaint_workflow.json"
 SOCKET_TYPES = {"IMAGE", "MASK", "M3DDM_PIPELINE", "VIDEO", "AUDIO", "LATENT", "MODEL"}

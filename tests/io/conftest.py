@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from m3ddm.io.testing import encoder_available, make_test_video
+from m3ddm.io.samples import encoder_available, make_test_video
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from m3ddm.io import (
     write_frame_folder,
 )
 from m3ddm.io.frames import natural_key
-from m3ddm.io.testing import pattern_frame
+from m3ddm.io.samples import pattern_frame
 
 
 def _save(path: Path, rgb: np.ndarray) -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from m3ddm.errors import UserError
 from m3ddm.io import FrameTiming, VideoWriter, iter_frames, open_video_source, probe_video, write_video
-from m3ddm.io.testing import decode_audio, make_vfr_video, onset_seconds, pattern_frame
+from m3ddm.io.samples import pattern_frame
 from m3ddm.io.timing import detect_timing
+from media_checks import decode_audio, make_vfr_video, onset_seconds
 
 TIMES = [0.0, 0.04, 0.2, 0.23, 0.9, 0.95, 1.0, 1.7, 1.733, 1.766, 2.5, 2.6]
 END = 2.7

@@ -21,21 +21,14 @@ from m3ddm.io import (
     read_frames,
     write_video,
 )
-from m3ddm.io.testing import (
-    audio_stream_facts,
-    decode_audio,
-    make_test_video,
-    onset_seconds,
-    pattern_frame,
-    psnr,
-    write_garbage,
-)
+from m3ddm.io.samples import make_test_video, pattern_frame
 from m3ddm.io.video import (
     apply_orientation,
     normalize_fps,
     orientation_from_display_matrix,
     orientation_from_rotate_tag,
 )
+from media_checks import audio_stream_facts, decode_audio, onset_seconds, psnr, write_garbage
 
 NTSC = Fraction(30000, 1001)
 

@@ -22,7 +22,7 @@ from m3ddm.adaptation import (
 )
 from m3ddm.errors import UserError
 from m3ddm.io.arrays import ArraySource
-from m3ddm.io.testing import make_test_video
+from m3ddm.io.samples import make_test_video
 from m3ddm.pipeline import OutpaintOptions
 from m3ddm.schedule import NoiseSchedule
 from m3ddm.training.loop import weight_digest

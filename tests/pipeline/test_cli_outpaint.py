@@ -5,7 +5,8 @@ import pytest
 
 from m3ddm.cli import main
 from m3ddm.io import open_video_source, probe_video
-from m3ddm.io.testing import audio_stream_facts, make_test_video, psnr, write_garbage
+from m3ddm.io.samples import make_test_video
+from media_checks import audio_stream_facts, psnr, write_garbage
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def _frame_times(path) -> tuple[list[float], float]:
 
 
 def test_variable_frame_rate_input_keeps_its_timestamps_duration_and_audio(tiny_pipeline_dir, tmp_path):
-    from m3ddm.io.testing import decode_audio, make_vfr_video, onset_seconds
+    from media_checks import decode_audio, make_vfr_video, onset_seconds
 
     times = [0.0, 0.04, 0.2, 0.23, 0.9, 0.95, 1.0, 1.7, 1.733, 1.766, 2.5, 2.6, 3.9, 3.95, 4.0, 6.0, 6.1, 6.2]
     source = make_vfr_video(tmp_path / "phone.mkv", times, end=6.3, audio="aac", beep_at=1.2)
@@ -136,7 +137,7 @@ def test_exact_rate_and_frame_folder_fps(tiny_pipeline_dir, tmp_path):
                                                        (["--start", "0:03.5"], 12, None),
                                                        (["--end", "0.5"], 13, None)])
 def test_time_range_gives_its_frames_and_audio(span, frames, beep, tiny_pipeline_dir, tmp_path):
-    from m3ddm.io.testing import decode_audio, onset_seconds
+    from media_checks import decode_audio, onset_seconds
 
     source = make_test_video(tmp_path / "clip.mp4", frames=100, size=(64, 48), fps=25, audio="aac",
                              beep_at=1.5 if beep is not None else None)
@@ -258,7 +259,7 @@ def test_help_states_the_real_defaults(capsys):
 
 
 def test_colour_match_and_replace_known_flags_change_only_the_border(tiny_pipeline_dir, tmp_path):
-    from m3ddm.io.testing import make_test_video
+    from m3ddm.io.samples import make_test_video
 
     source = make_test_video(tmp_path / "in.mp4", frames=8, size=(64, 48), fps=24)
     outs = {}

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from m3ddm.io import open_video_source
-from m3ddm.io.testing import make_test_video
+from m3ddm.io.samples import make_test_video
 
 
 def test_two_processes_equal_one(tiny_pipeline_dir, tmp_path):

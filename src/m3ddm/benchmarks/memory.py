@@ -50,7 +50,7 @@ def bench_memory(
     isolated: bool = True,
     limit: float = LIMIT,
 ) -> dict:
-    from m3ddm.io.testing import make_test_video
+    from m3ddm.io.samples import make_test_video
 
     if len(frame_counts) < 2:
         raise UserError("--frames needs at least two lengths to compare, e.g. 100,1000")

@@ -90,7 +90,7 @@ def parse_int_list(text: str, name: str) -> list[int]:
 
 def synthetic_frames(num_frames: int, width: int, height: int) -> np.ndarray:
     """The smooth moving test pattern, ``[F, H, W, 3]`` uint8."""
-    from m3ddm.io.testing import pattern_frame
+    from m3ddm.io.samples import pattern_frame
 
     return np.stack([pattern_frame(i, width, height) for i in range(num_frames)])
 
