@@ -1,6 +1,6 @@
 """The GPU check of issue 14: the official-size UNet and the whole pipeline on one accelerator, one table.
 
-    python scripts/device_check.py                   # on the GPU machine (scripts/device_check.sh), ~4 minutes
+    python scripts/device_check.py                   # on the GPU machine (scripts/device_check.sh: 8-minute timeout)
     python scripts/device_check.py --quick           # the same steps at a tiny size on the CPU (a dry run)
 
 Random weights throughout (no downloads): speed, throughput and memory do not depend on the weights' values, and the
@@ -54,19 +54,13 @@ def random_pipeline(preset: str, size: int, quick: bool):
                          default_size=size, default_scheduler="pndm", default_steps=50)
 
 
-def clip(frames: int, width: int, height: int):
-    from m3ddm.benchmarks.models import synthetic_frames
-
-    return synthetic_frames(frames, width, height)
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     import numpy as np
     import torch
 
     from m3ddm.benchmarks.measure import PeakMemory, synchronize
-    from m3ddm.benchmarks.models import region_psnr
+    from m3ddm.benchmarks.models import region_psnr, synthetic_frames
     from m3ddm.benchmarks.unet import forward_task
 
     device = args.device or ("cpu" if args.quick else "cuda")
@@ -102,7 +96,7 @@ def main(argv: list[str]) -> int:
             f"{compiled['first_call_s']:.0f} s)", gain=plain["median_s"] / compiled["median_s"])
     # 3. fp16 against fp32 on the same short clip (one window level), the written pixels.
     pipe = random_pipeline(preset, size, args.quick).to(device)
-    frames = clip(32, size, size * 9 // 16)  # a 16:9 source
+    frames = synthetic_frames(32, size, size * 9 // 16)  # a 16:9 source
     outputs = {}
     for dtype in ("float32", "float16"):
         pipe.to(dtype=getattr(torch, dtype))
@@ -114,7 +108,7 @@ def main(argv: list[str]) -> int:
     row("fp16 vs fp32", f"32 frames, {steps} PNDM steps, the written frames", f"PSNR {psnr:.1f} dB", psnr=psnr)
     # 4. The whole pipeline on a long clip: frames per second, peak memory.
     pipe.to(dtype=torch.bfloat16)
-    long_clip = clip(args.clip_frames, size, size * 9 // 16)
+    long_clip = synthetic_frames(args.clip_frames, size, size * 9 // 16)
     with PeakMemory(device) as memory:
         start = time.perf_counter()
         pipe.outpaint_array(long_clip, fps=30, ratio="9:16", steps=steps, scheduler="pndm", seed=0,

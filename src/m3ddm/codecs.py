@@ -168,16 +168,15 @@ class LatentCodec(torch.nn.Module):
         start = 0
         for chunk in chunks:
             dist = self.vae.encode(chunk.to(self.device, self.dtype)).latent_dist
-            if sample and per_image:
-                noise = torch.stack([torch.randn(dist.mean.shape[1:], generator=g, dtype=torch.float32)
-                                     for g in generator[start: start + chunk.shape[0]]]).to(dist.mean)
+            latent = dist.mean
+            if sample:
+                if per_image:
+                    noise = torch.stack([torch.randn(dist.mean.shape[1:], generator=g, dtype=torch.float32)
+                                         for g in generator[start: start + chunk.shape[0]]]).to(dist.mean)
+                else:
+                    noise = torch.randn(dist.mean.shape, generator=generator, device=dist.mean.device,
+                                        dtype=dist.mean.dtype)
                 latent = dist.mean + dist.std * noise
-            elif sample:
-                noise = torch.randn(dist.mean.shape, generator=generator, device=dist.mean.device,
-                                    dtype=dist.mean.dtype)
-                latent = dist.mean + dist.std * noise
-            else:
-                latent = dist.mean
             out.append(latent * self.scaling_factor)
             start += chunk.shape[0]
         return torch.cat(out)

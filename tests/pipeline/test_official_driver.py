@@ -38,7 +38,7 @@ def _stream(seed: int, name: str) -> torch.Generator:
 
 
 def _encode(vae, images: torch.Tensor, names: list[str], mutation: str | None) -> torch.Tensor:
-    """Posterior sample x scaling factor, one seeded stream per image (8 images at a time, as any batching)."""
+    """Posterior sample x scaling factor, one seeded stream per image (all of a window's images in one call)."""
     dist = vae.encode(images).latent_dist
     if mutation == "posterior_mean":
         return dist.mean * vae.config.scaling_factor
