@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
     outputs = {}
     for dtype in ("float32", "float16"):
         pipe.to(dtype=getattr(torch, dtype))
-        outputs[dtype] = pipe.outpaint_array(frames, fps=30, ratio="9:16", steps=steps,
+        outputs[dtype] = pipe.outpaint_array(frames, fps=30, ratio=9 / 16, steps=steps,
                                              scheduler="pndm", official_compat=True, canvas="square",
                                              official_output=True, seed=0)
     border = np.ones(outputs["float32"].shape[1:3], bool)
@@ -111,7 +111,7 @@ def main(argv: list[str]) -> int:
     long_clip = synthetic_frames(args.clip_frames, size, size * 9 // 16)
     with PeakMemory(device) as memory:
         start = time.perf_counter()
-        pipe.outpaint_array(long_clip, fps=30, ratio="9:16", steps=steps, scheduler="pndm", seed=0,
+        pipe.outpaint_array(long_clip, fps=30, ratio=9 / 16, steps=steps, scheduler="pndm", seed=0,
                             batch_windows=4, canvas="square")
         synchronize(device)
         seconds = time.perf_counter() - start

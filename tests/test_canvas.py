@@ -6,7 +6,7 @@ import pytest
 
 from m3ddm.canvas import build_canvas, compose, prefill_telea
 from m3ddm.errors import UserError
-from m3ddm.geometry import plan_geometry
+from m3ddm.geometry import Pad, plan_geometry
 
 
 def noise(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -14,7 +14,7 @@ def noise(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def test_build_canvas_letterboxes_the_source():
-    g = plan_geometry(720, 1280, ratio="9:16")
+    g = plan_geometry(720, 1280, ratio=9 / 16)
     frame = noise(720, 1280)
     canvas, mask = build_canvas(frame, g)
     assert canvas.shape == (256, 144, 3) and canvas.dtype == np.uint8
@@ -25,7 +25,7 @@ def test_build_canvas_letterboxes_the_source():
 
 
 def test_build_canvas_grows_small_sources_bilinearly():
-    g = plan_geometry(40, 60, ratio="1:1")
+    g = plan_geometry(40, 60, ratio=1.0)
     frame = noise(40, 60)
     canvas, _ = build_canvas(frame, g)
     expected = cv2.resize(frame, (g.known.w, g.known.h), interpolation=cv2.INTER_LINEAR)
@@ -33,13 +33,13 @@ def test_build_canvas_grows_small_sources_bilinearly():
 
 
 def test_build_canvas_checks_the_frame_shape():
-    g = plan_geometry(720, 1280, ratio="9:16")
+    g = plan_geometry(720, 1280, ratio=9 / 16)
     with pytest.raises(ValueError):
         build_canvas(noise(100, 100), g)
 
 
 def test_prefill_telea_fills_only_the_border():
-    g = plan_geometry(120, 200, ratio="1:1")
+    g = plan_geometry(120, 200, ratio=1.0)
     frame = np.full((120, 200, 3), (30, 120, 210), dtype=np.uint8)
     canvas, mask = build_canvas(frame, g)
     filled = prefill_telea(canvas, mask)
@@ -50,9 +50,9 @@ def test_prefill_telea_fills_only_the_border():
 
 
 CASES = [
-    dict(ratio="9:16"), dict(ratio="9:16", canvas="square"), dict(ratio="1:1"), dict(pad="0.1,0.2,0.3,0"),
-    dict(ratio="2.39:1"), dict(ratio="9:16", output="official"),
-    dict(ratio="9:16", canvas="square", output="official"),
+    dict(ratio=9 / 16), dict(ratio=9 / 16, canvas="square"), dict(ratio=1.0),
+    dict(pad=Pad(0.1, 0.2, 0.3, 0.0, "fraction")), dict(ratio=2.39), dict(ratio=9 / 16, output="official"),
+    dict(ratio=9 / 16, canvas="square", output="official"),
 ]
 
 
@@ -76,7 +76,7 @@ def test_compose_keeps_the_source_and_the_size(src_h, src_w, kwargs):
 
 
 def test_compose_official_mode_is_the_plain_masked_composite():
-    g = plan_geometry(720, 1280, ratio="9:16", canvas="square", output="official")
+    g = plan_geometry(720, 1280, ratio=9 / 16, canvas="square", output="official")
     source, generated = noise(720, 1280, 3), noise(256, 256, 4)
     letterboxed, mask = build_canvas(source, g)
     manual = np.where(mask[..., None] == 1, generated, letterboxed)[:, 56:200]
@@ -84,13 +84,13 @@ def test_compose_official_mode_is_the_plain_masked_composite():
 
 
 def test_compose_output_size_option():
-    g = plan_geometry(240, 320, ratio="16:9", output_size=(640, 360))
+    g = plan_geometry(240, 320, ratio=16 / 9, output_size=(640, 360))
     out = compose(noise(240, 320), noise(g.canvas_h, g.canvas_w), g)
     assert out.shape == (360, 640, 3)
 
 
 def test_seam_is_feathered_on_the_generated_side():
-    g = plan_geometry(120, 160, pad="40,0,40,0")
+    g = plan_geometry(120, 160, pad=Pad(40, 0, 40, 0, "pixel"))
     source = np.full((120, 160, 3), 255, dtype=np.uint8)
     generated = np.zeros((g.canvas_h, g.canvas_w, 3), dtype=np.uint8)
     x0, row = g.output_known.x0, 60
@@ -109,7 +109,7 @@ def test_seam_is_feathered_on_the_generated_side():
 
 
 def test_feather_scales_with_the_upscale_from_canvas_to_output():
-    g = plan_geometry(480, 640, pad="160,0,160,0", size=240)
+    g = plan_geometry(480, 640, pad=Pad(160, 0, 160, 0, "pixel"), size=240)
     upscale = g.output_known.w / g.known.w
     assert upscale > 3
     source = np.full((480, 640, 3), 255, dtype=np.uint8)
@@ -127,7 +127,7 @@ def test_colour_match_continues_the_source_across_the_seam():
     generated."""
     from m3ddm.evaluation.metrics import seam_steps
 
-    g = plan_geometry(240, 320, pad="0,60,0,60")
+    g = plan_geometry(240, 320, pad=Pad(0, 60, 0, 60, "pixel"))
     yy, xx = np.mgrid[0 : g.output_h, 0 : g.output_w].astype(np.float32)
     world = np.stack([120 + 40 * np.sin(xx / 23), 100 + 30 * np.cos(yy / 17), 90 + 20 * np.sin((xx + yy) / 29)], -1)
     k = g.output_known
@@ -153,7 +153,7 @@ def test_generated_border_is_aligned_with_the_source(canvas):
     waves = [127 + 100 * np.sin(xx / 9), 127 + 100 * np.cos(yy / 11), 127 + 60 * np.sin((xx + yy) / 13)]
     world = np.stack(waves, axis=-1).clip(0, 255).astype(np.uint8)
     source = world[:, pad : pad + w]
-    g = plan_geometry(h, w, pad=f"{pad},0,{pad},0", size=256, canvas=canvas)
+    g = plan_geometry(h, w, pad=Pad(pad, 0, pad, 0, "pixel"), size=256, canvas=canvas)
     k, c = g.known, g.crop
     assert (k.y0, k.h) == (c.y0, c.h)
     generated, _ = build_canvas(source, g)  # each part of the world resized into its part of the canvas
@@ -169,8 +169,8 @@ def test_generated_border_is_aligned_with_the_source(canvas):
 
 
 def test_target_canvas_has_fewer_pixels_than_square_for_the_same_detail():
-    square = plan_geometry(720, 1280, ratio="9:16", canvas="square")
-    target = plan_geometry(720, 1280, ratio="9:16", canvas="target")
+    square = plan_geometry(720, 1280, ratio=9 / 16, canvas="square")
+    target = plan_geometry(720, 1280, ratio=9 / 16, canvas="target")
     sq_canvas, sq_mask = build_canvas(noise(720, 1280), square)
     tg_canvas, tg_mask = build_canvas(noise(720, 1280), target)
     assert sq_canvas.shape[:2] == (256, 256) and tg_canvas.shape[:2] == (256, 144)
@@ -194,7 +194,7 @@ def test_random_geometries_never_crash():
             kwargs["ratio"] = float(rng.uniform(0.3, 3.0))
         else:
             pads = tuple(float(p) for p in rng.uniform(0.01, 0.6, 4) * (rng.random(4) < 0.7))
-            kwargs["pad"] = pads if any(pads) else (0.2, 0.0, 0.0, 0.0)
+            kwargs["pad"] = Pad(*(pads if any(pads) else (0.2, 0.0, 0.0, 0.0)), unit="fraction")
         try:
             g = plan_geometry(h, w, **kwargs)
         except UserError as exc:  # only the documented refusals

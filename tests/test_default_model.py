@@ -82,7 +82,7 @@ def test_border_continues_the_source_better_than_grey(default_pipeline):
     """On a held-out synthetic pan the generated border is closer to the truth than a flat mid-grey border."""
     frames = synthetic_video(5, seed=123, num_frames=16, height=64, width=96).frames
     pad = 12
-    out = default_pipeline.outpaint_array(frames[:, :, pad:-pad], fps=24, pad_px=(pad, 0, pad, 0), strides="1",
+    out = default_pipeline.outpaint_array(frames[:, :, pad:-pad], fps=24, pad_px=(pad, 0, pad, 0), strides=(1,),
                                           steps=10)
     region = np.zeros(frames.shape[1:3], bool)
     region[:, :pad] = region[:, -pad:] = True

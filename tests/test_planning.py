@@ -5,7 +5,7 @@ import json
 import pytest
 
 from m3ddm.errors import UserError
-from m3ddm.planning import Plan, coarse_to_fine_plan, default_strides, parse_strides
+from m3ddm.planning import Plan, coarse_to_fine_plan, default_strides
 
 STRIDE_LISTS = [
     (1,), (15, 5, 1), (30, 15, 1), (225, 15, 1), (10, 5, 1), (4, 2, 1),
@@ -131,18 +131,6 @@ def test_default_strides():
     assert default_strides(49) == (1,)
     assert default_strides(50) == (15, 5, 1)
     assert coarse_to_fine_plan(700).strides == (15, 5, 1)
-
-
-@pytest.mark.parametrize("text, expected", [("15,5,1", (15, 5, 1)), (" 30, 15 ,1", (30, 15, 1)), ("1", (1,)),
-                                            ("225,15,1", (225, 15, 1))])
-def test_parse_strides(text, expected):
-    assert parse_strides(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "a,b", "15,5", "5,15,1", "15,15,1", "15,4,1", "0,1", "-5,1", "5,1.5"])
-def test_bad_strides_are_user_errors(text):
-    with pytest.raises(UserError):
-        parse_strides(text)
 
 
 def test_bad_plan_arguments():

@@ -23,7 +23,6 @@ Output modes:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -77,6 +76,14 @@ class Pad:
         if self.unit == "pixel":
             return (float(self.left), float(self.top), float(self.right), float(self.bottom))
         return (self.left * src_w, self.top * src_h, self.right * src_w, self.bottom * src_h)
+
+
+@dataclass(frozen=True)
+class TargetRatio:
+    """One of several target ratios: its value (width / height) and its label for file names (``"9-16"``)."""
+
+    label: str
+    value: float
 
 
 @dataclass(frozen=True)
@@ -136,47 +143,28 @@ def latent_mask(mask: np.ndarray, factor: int = LATENT_FACTOR) -> np.ndarray:
     return mask[:rows:factor, :cols:factor].copy()
 
 
-def parse_ratio(value: str | float) -> float:
-    """``"9:16"``, ``"16:9"``, ``"2.39:1"``, ``"9/16"``, ``"0.5625"`` or a number -> width / height."""
-    text = str(value).strip()
-    parts = re.split(r"\s*[:/x]\s*", text) if not isinstance(value, int | float) else [text]
-    try:
-        numbers = [float(p) for p in parts]
-    except ValueError:
-        message = f"cannot read the aspect ratio {text!r}; use a form like 9:16, 16:9 or 0.5625"
-        raise UserError(message) from None
-    if len(numbers) not in (1, 2) or not all(math.isfinite(x) and x > 0 for x in numbers):
-        raise UserError(f"the aspect ratio must be positive, like 9:16 or 0.5625, got {text!r}")
-    return numbers[0] / numbers[1] if len(numbers) == 2 else numbers[0]
+def check_ratio(ratio: float) -> float:
+    """A target aspect ratio (width / height) must be a positive finite number."""
+    if isinstance(ratio, str) or not (math.isfinite(ratio) and ratio > 0):
+        raise UserError(f"the aspect ratio must be a positive number (width / height), got {ratio!r}")
+    return float(ratio)
 
 
-def parse_pad(value: str | Sequence[float] | Pad) -> Pad:
-    """``"L,T,R,B"``: all values < 1 are fractions of the source width (L, R) / height (T, B); values >= 1
-    are whole pixels. Zero fits both; mixing fractions and pixels is an error."""
-    if isinstance(value, Pad):
-        return value
-    text = value if isinstance(value, str) else ",".join(str(v) for v in value)
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        numbers = [float(p) for p in parts]
-    except ValueError:
-        message = f"cannot read the pads {text!r}; use four numbers L,T,R,B such as 0.25,0,0.25,0"
-        raise UserError(message) from None
-    if len(numbers) != 4:
-        raise UserError(f"pads need four numbers L,T,R,B, got {len(numbers)} in {text!r}")
+def check_pad(pad: Pad) -> Pad:
+    """Pads are zero or positive, not all zero, and fractions below 1 (pixel pads may be fractional inside, as
+    the bounding target of several ratios is; the CLI takes whole pixels)."""
+    if not isinstance(pad, Pad):
+        raise UserError(f"pads must be a Pad (parse user text with m3ddm.commands.arguments), got {pad!r}")
+    numbers = (pad.left, pad.top, pad.right, pad.bottom)
+    if pad.unit not in ("fraction", "pixel"):
+        raise UserError(f"a pad's unit is 'fraction' or 'pixel', got {pad.unit!r}")
     if not all(math.isfinite(x) and x >= 0 for x in numbers):
-        raise UserError(f"pads must be zero or positive, got {text!r}")
+        raise UserError(f"pads must be zero or positive, got {numbers}")
     if not any(numbers):
         raise UserError("all pads are zero: nothing to outpaint")
-    fractions = [x for x in numbers if 0 < x < 1]
-    pixels = [x for x in numbers if x >= 1]
-    if fractions and pixels:
-        raise UserError(f"pads mix fractions (< 1) and pixels (>= 1) in {text!r}; use one kind")
-    if pixels:
-        if any(x != int(x) for x in pixels):
-            raise UserError(f"pixel pads must be whole numbers, got {text!r}")
-        return Pad(*(int(x) for x in numbers), unit="pixel")
-    return Pad(*numbers, unit="fraction")
+    if pad.unit == "fraction" and any(x >= 1 for x in numbers):
+        raise UserError(f"fraction pads must be below 1, got {numbers}")
+    return pad
 
 
 def round_to_multiple(value: float, multiple: int = LATENT_FACTOR) -> int:
@@ -193,29 +181,24 @@ def target_pads(src_h: int, src_w: int, ratio: float) -> tuple[float, float, flo
     return (0.0, grow / 2, 0.0, grow / 2)
 
 
-def ratio_label(text: str) -> str:
-    """A ratio as the user wrote it, for a file name: ``"9:16"`` -> ``"9-16"``."""
-    return re.sub(r"\s*[:/x]\s*", "-", str(text).strip())
-
-
-def bounding_pads(src_h: int, src_w: int, ratios: Sequence[str | float]) -> tuple[float, float, float, float]:
+def bounding_pads(src_h: int, src_w: int, ratios: Sequence[TargetRatio]) -> tuple[float, float, float, float]:
     """Pads in source pixels of the smallest centred target that holds every ratio's target (the official
     driver's ``--target_ratio_list``: one generation, one crop per ratio)."""
-    values = [parse_ratio(r) for r in ratios]
+    values = [check_ratio(r.value) for r in ratios]
     if len(values) < 2:
         raise UserError("several target ratios need at least two, like 9:16,1:1")
-    labels = [ratio_label(r) for r in ratios]
+    labels = [r.label for r in ratios]
     if len(set(labels)) < len(labels) or any(math.isclose(a, b, rel_tol=1e-6)
                                              for i, a in enumerate(values) for b in values[i + 1:]):
-        raise UserError(f"the target ratios {','.join(map(str, ratios))} repeat one ratio")
-    for text, ratio in zip(ratios, values, strict=True):
+        raise UserError(f"the target ratios {','.join(labels)} repeat one ratio")
+    for label, ratio in zip(labels, values, strict=True):
         if abs(ratio / (src_w / src_h) - 1) < SAME_RATIO_TOLERANCE:
-            raise UserError(f"the video already has the aspect ratio {text}: nothing to do for it")
+            raise UserError(f"the video already has the aspect ratio {label}: nothing to do for it")
     each = [target_pads(src_h, src_w, r) for r in values]
     return tuple(max(pads[i] for pads in each) for i in range(4))
 
 
-def ratio_crop(bounding: Geometry, ratio: str | float) -> tuple[Rect, Geometry]:
+def ratio_crop(bounding: Geometry, ratio: float) -> tuple[Rect, Geometry]:
     """Where one ratio's target lies in the output frame of the ``bounding`` geometry (full-resolution output),
     and that target's own geometry (its output frame is the crop; its source sits where the crop's does)."""
     if bounding.output_mode != "full":
@@ -232,8 +215,8 @@ def plan_geometry(
     src_h: int,
     src_w: int,
     *,
-    ratio: float | str | None = None,
-    pad: str | Sequence[float] | Pad | None = None,
+    ratio: float | None = None,
+    pad: Pad | None = None,
     size: int = 256,
     canvas: str = "target",
     output: str = "full",
@@ -263,12 +246,12 @@ def plan_geometry(
 
     source_ratio = src_w / src_h
     if ratio is not None:
-        ratio = parse_ratio(ratio)
+        ratio = check_ratio(ratio)
         if abs(ratio / source_ratio - 1) < SAME_RATIO_TOLERANCE:
             raise UserError(f"the video already has the aspect ratio {ratio:.4g}: nothing to do")
         pads = target_pads(src_h, src_w, ratio)
     else:
-        pads = parse_pad(pad).in_pixels(src_h, src_w)
+        pads = check_pad(pad).in_pixels(src_h, src_w)
         if not any(p > 0 for p in pads):
             raise UserError("all pads are zero: nothing to outpaint")
     left, top, right, bottom = pads

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from m3ddm.adaptation import ADAPTER_WEIGHTS, AdaptState
 from m3ddm.errors import UserError
-from m3ddm.geometry import ratio_crop, ratio_label
+from m3ddm.geometry import TargetRatio, ratio_crop
 from m3ddm.io.arrays import ArraySource
 from m3ddm.io.frames import IMAGE_SUFFIXES
 from m3ddm.io.prefetch import prefetch
@@ -58,9 +58,9 @@ class OutpaintResult:
 
 
 # ------------------------------------------------------------------------------------------------ paths
-def ratio_path(path: Path | None, ratio: str) -> Path | None:
+def ratio_path(path: Path | None, ratio: TargetRatio) -> Path | None:
     """``<stem>_<w>-<h><suffix>``: one ratio's file when several ratios are written from one generation."""
-    return None if path is None else path.with_name(f"{path.stem}_{ratio_label(ratio)}{path.suffix}")
+    return None if path is None else path.with_name(f"{path.stem}_{ratio.label}{path.suffix}")
 
 
 def check_paths(input_path: Path, output_path: Path, preview: Path | None = None,
@@ -360,7 +360,7 @@ def outpaint_file(
         reporter.stage("adapter", f"saved in {save_adapter}")
     if Shard.current().rank == 0:
         for out, sheet, side, ratio in outputs:
-            crop, own = ratio_crop(geometry, ratio) if ratio is not None else (None, geometry)
+            crop, own = ratio_crop(geometry, ratio.value) if ratio is not None else (None, geometry)
             extras = [str(p) for p in (sheet, side) if p is not None]
             reporter.stage("writing", f"{out} ({own.output_w}x{own.output_h}"
                                       f"{', with audio' if _audio_source(source, input_path, still) else ''})"

@@ -31,7 +31,7 @@ from m3ddm.canvas import build_canvas, compose, prefill_telea, resize
 from m3ddm.codecs import LatentCodec
 from m3ddm.conditioning import local_condition, null_condition
 from m3ddm.errors import UserError
-from m3ddm.geometry import Geometry, Pad, bounding_pads, latent_mask, plan_geometry
+from m3ddm.geometry import Geometry, Pad, TargetRatio, bounding_pads, latent_mask, plan_geometry
 from m3ddm.io.arrays import ArraySource
 from m3ddm.io.prefetch import prefetch
 from m3ddm.models import GlobalContext, M3DDMUNet
@@ -42,7 +42,7 @@ from m3ddm.planning import (
     conditioning_fps,
     default_strides,
     global_frame_indices,
-    parse_strides,
+    validate_strides,
 )
 from m3ddm.sampling import (
     Guidance,
@@ -67,17 +67,17 @@ DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
 class OutpaintOptions:
     """Everything that decides the output (and so the resume fingerprint)."""
 
-    ratio: str | float | None = None
-    # several target ratios ("9:16", "1:1"): one generation on the canvas that bounds them, one output each
-    ratios: tuple[str, ...] = ()
-    pad: str | None = None
+    ratio: float | None = None  # width / height
+    # several target ratios (9:16 and 1:1): one generation on the canvas that bounds them, one output each
+    ratios: tuple[TargetRatio, ...] = ()
+    pad: Pad | None = None
     size: int | None = None  # working long side; None = the model's default
     canvas: str = "target"  # "target" or "square" (official)
     output_size: tuple[int, int] | None = None
     official_output: bool = False
     scheduler: str | None = None  # None = the model's default
     steps: int | None = None
-    strides: str | tuple[int, ...] | None = None  # None = 15,5,1 for >= 50 frames, else 1
+    strides: tuple[int, ...] | None = None  # None = 15,5,1 for >= 50 frames, else 1
     seed: int = 0
     guidance_context: float | None = None  # s1 of eq. 4; None = the model's (the paper's 2)
     guidance_global: float | None = None  # s2 of eq. 4; None = the model's (the paper's 4)
@@ -320,7 +320,7 @@ class M3DDMPipeline(DiffusionPipeline):
         opts = OutpaintOptions(seed=seed, **options)
         if pad_px is not None:
             left, top, right, bottom = pad_px
-            opts = replace(opts, pad=f"{int(left)},{int(top)},{int(right)},{int(bottom)}", ratio=None)
+            opts = replace(opts, pad=Pad(int(left), int(top), int(right), int(bottom), unit="pixel"), ratio=None)
             src_h, src_w = source.info.height, source.info.width
             if opts.output_size is None and not opts.official_output:
                 opts = replace(opts, output_size=(src_w + left + right, src_h + top + bottom))
@@ -338,11 +338,7 @@ class M3DDMPipeline(DiffusionPipeline):
     # -------------------------------------------------------------------------------------- the stages
     def resolve(self, options: OutpaintOptions, num_frames: int) -> OutpaintOptions:
         """Fill the model-dependent defaults in."""
-        strides = options.strides
-        if strides is None:
-            strides = default_strides(num_frames)
-        elif isinstance(strides, str):
-            strides = parse_strides(strides)
+        strides = default_strides(num_frames) if options.strides is None else validate_strides(options.strides)
         strength = options.strength if options.strength is not None else self.config.get("default_strength", 1.0)
         check_strength(strength, options.init)  # before the video is read and encoded
         noise_share = options.noise_share if options.noise_share is not None \
@@ -352,17 +348,20 @@ class M3DDMPipeline(DiffusionPipeline):
             raise UserError(f"the VAE batch must be at least 1 frame, got {options.vae_batch}")
         if options.adapter is not None and options.adapt.steps:
             raise UserError("give either --adapt STEPS (tune on this video) or --adapter DIR (use a saved adapter)")
+        scheduler = options.scheduler or self.config.default_scheduler
+        if options.official_compat and scheduler != "pndm":  # before the video is read and encoded
+            raise UserError("--official-compat reproduces the official PNDM start: use --scheduler pndm")
         s1, s2 = self.config.get("default_guidance", PAPER_GUIDANCE)
         return replace(
             options,
             size=options.size or self.config.default_size,
-            scheduler=options.scheduler or self.config.default_scheduler,
+            scheduler=scheduler,
             steps=options.steps or self.config.default_steps,
             strength=strength,
             noise_share=noise_share,
             guidance_context=s1 if options.guidance_context is None else options.guidance_context,
             guidance_global=s2 if options.guidance_global is None else options.guidance_global,
-            strides=tuple(strides),
+            strides=strides,
             num_global_frames=options.num_global_frames or self.config.num_global_frames,
         )
 
@@ -421,10 +420,13 @@ class M3DDMPipeline(DiffusionPipeline):
             streams = [window_generator(options.seed, f"posterior:{kind}:{f}") for f in frames]
             return codec.encode(pixels, sample=True, generator=streams).cpu().float()
 
+        encoded_frames = 0  # frames already encoded: the next batch's first index (its posterior streams)
+
         def flush():
+            nonlocal encoded_frames
             if pending:
-                first = sum(len(chunk) for chunk in (prefilled if latent_masked else masked))
-                frames = range(first, first + len(pending))
+                frames = range(encoded_frames, encoded_frames + len(pending))
+                encoded_frames += len(pending)
                 if not latent_masked:  # (latent_mask: the context comes from the pre-fill's latents below)
                     masked.append(encode(pending, "letterbox", frames))
                 if pending_fill:
@@ -475,7 +477,11 @@ class M3DDMPipeline(DiffusionPipeline):
             global_latents = enc[[unique.index(i) for i in order]]
         else:
             global_latents = masked_t[global_frame_indices(n, options.num_global_frames)]
-        return EncodedVideo(masked_t, torch.cat(prefilled) if prefilled else None, black, global_latents,
+        # contiguous like everything the work state saves and loads (the codec may hand back channels-last)
+        masked_t = masked_t.contiguous()
+        prefilled_t = torch.cat(prefilled).contiguous() if prefilled else None
+        global_latents = global_latents.contiguous() if global_latents is not None else None
+        return EncodedVideo(masked_t, prefilled_t, black.contiguous(), global_latents,
                             latent_mask_t, source.info.fps)
 
     def adapted_unet(self, video: PreparedVideo, *, state: AdaptState | None = None, resume: bool = False,
@@ -562,7 +568,10 @@ class M3DDMPipeline(DiffusionPipeline):
         # One draw per video (not per window), so the shared part of the noise is the same in every window.
         shared_noise = None if options.noise_share == 0 else torch.randn(
             (encoded.masked.shape[1], 1, *encoded.masked.shape[-2:]), generator=window_generator(options.seed, -1))
-        generated = hooks.generated.clone() if hooks.generated is not None else torch.zeros_like(encoded.masked)
+        # One memory layout (contiguous) whether the latents were generated here or loaded by a resume: convolutions
+        # round differently on channels-last tensors, and the written file must not depend on the path taken.
+        generated = (hooks.generated.clone(memory_format=torch.contiguous_format) if hooks.generated is not None
+                     else torch.zeros(encoded.masked.shape, dtype=encoded.masked.dtype))
         # --official-compat: what each frame finally shows is the last window that wrote it (the driver's files are
         # overwritten), while guides stay the first writer's latents; otherwise every frame shows its first writer
         shown = None
@@ -619,7 +628,8 @@ class M3DDMPipeline(DiffusionPipeline):
         official = options.official_output
         feather, colour_match = (0, False) if official else (options.feather, options.colour_match)
         for start in range(0, latents.shape[0], step):
-            canvases = signed_to_uint8(codec.decode(latents[start: start + step]))
+            # contiguous: the same decoded pixels whatever layout the caller's latents have (see generate)
+            canvases = signed_to_uint8(codec.decode(latents[start: start + step].contiguous()))
             for canvas in canvases:
                 yield compose(next(frames), canvas, geometry, feather=feather, colour_match=colour_match)
 

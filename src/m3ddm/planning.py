@@ -139,19 +139,9 @@ def default_strides(num_frames: int) -> tuple[int, ...]:
     return (15, 5, 1) if num_frames >= COARSE_TO_FINE_MIN_FRAMES else (1,)
 
 
-def parse_strides(text: str) -> tuple[int, ...]:
-    """Parse ``"15,5,1"`` into a validated stride tuple."""
-    parts = [p.strip() for p in str(text).split(",")]
-    try:
-        strides = tuple(int(p) for p in parts)
-    except ValueError:
-        message = f"strides must be whole numbers separated by commas, e.g. 15,5,1, got {text!r}"
-        raise UserError(message) from None
-    validate_strides(strides)
-    return strides
-
-
 def validate_strides(strides: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(strides, str) or not all(isinstance(s, int | np.integer) for s in strides):
+        raise UserError(f"strides are whole numbers, coarse to fine, like (15, 5, 1); got {strides!r}")
     strides = tuple(int(s) for s in strides)
     shown = ",".join(str(s) for s in strides)
     if not strides:

@@ -8,15 +8,16 @@ import pytest
 from m3ddm.app import handlers
 from m3ddm.app.preview import OUTLINE_RGB, generated_bands, plan_preview
 from m3ddm.errors import UserError
-from m3ddm.geometry import Rect, plan_geometry
+from m3ddm.geometry import Pad, Rect, plan_geometry
 from m3ddm.io import probe_video
 from media_checks import write_garbage
 
 
 def test_target_from_form_ratio_and_pads():
-    assert handlers.target_from_form("ratio", " 9:16 ") == handlers.Target(ratio="9:16")
-    assert handlers.target_from_form("pads", "9:16", 0.25, 0, 0.25, 0) == handlers.Target(pad="0.25,0,0.25,0")
-    assert handlers.target_from_form("pads", None, 16, 0, 32.0, 0) == handlers.Target(pad="16,0,32,0")
+    assert handlers.target_from_form("ratio", " 9:16 ") == handlers.Target(ratio=9 / 16)
+    fractions = handlers.Target(pad=Pad(0.25, 0.0, 0.25, 0.0, "fraction"))
+    assert handlers.target_from_form("pads", "9:16", 0.25, 0, 0.25, 0) == fractions
+    assert handlers.target_from_form("pads", None, 16, 0, 32.0, 0) == handlers.Target(pad=Pad(16, 0, 32, 0, "pixel"))
 
 
 @pytest.mark.parametrize(("mode", "ratio", "message"), [
@@ -46,10 +47,10 @@ def test_settings_from_form_defaults_and_checks():
 
 
 def test_make_options_carries_everything():
-    options = handlers.make_options(handlers.Target(ratio="1:1"), handlers.Settings(size=128, steps=3, seed=5))
-    assert (options.ratio, options.pad, options.size, options.steps, options.seed) == ("1:1", None, 128, 3, 5)
+    options = handlers.make_options(handlers.Target(ratio=1.0), handlers.Settings(size=128, steps=3, seed=5))
+    assert (options.ratio, options.pad, options.size, options.steps, options.seed) == (1.0, None, 128, 3, 5)
     assert options.adapt.steps == 0
-    tuned = handlers.make_options(handlers.Target(ratio="1:1"), handlers.Settings(adapt_steps=20))
+    tuned = handlers.make_options(handlers.Target(ratio=1.0), handlers.Settings(adapt_steps=20))
     assert tuned.adapt.steps == 20 and tuned.adapt.method == "lora"
 
 
@@ -61,35 +62,35 @@ def test_generated_bands_cover_the_outside():
 
 def test_plan_preview_keeps_the_source_and_outlines_the_border():
     frame = np.full((120, 160, 3), 200, np.uint8)
-    geometry = plan_geometry(120, 160, ratio="9:16", size=96)
+    geometry = plan_geometry(120, 160, ratio=9 / 16, size=96)
     image = plan_preview(frame, geometry)
     assert image.shape == (geometry.output_h, geometry.output_w, 3)  # small outputs are shown 1:1
     k = geometry.output_known
     assert (image[k.y0 + 4: k.y1 - 4, 4:-4] == 200).all()  # the source, untouched inside
     assert tuple(image[0, image.shape[1] // 2]) == OUTLINE_RGB  # the top band's outline
     assert not (image[10:k.y0 - 10, 10:-10] == 200).all()  # the band is shaded, not the plain pre-fill
-    big = plan_preview(np.zeros((1080, 1920, 3), np.uint8), plan_geometry(1080, 1920, ratio="9:16"), max_side=400)
+    big = plan_preview(np.zeros((1080, 1920, 3), np.uint8), plan_geometry(1080, 1920, ratio=9 / 16), max_side=400)
     assert max(big.shape[:2]) == 400
 
 
 def test_preview_handler(clip):
-    image, line = handlers.preview(clip, handlers.Target(ratio="9:16"), 96)
+    image, line = handlers.preview(clip, handlers.Target(ratio=9 / 16), 96)
     assert image.shape[0] > image.shape[1]
     assert line.startswith("160x120 -> 160x284")
 
 
 def test_preview_and_outpaint_need_a_readable_video(tmp_path, tiny_pipe):
     with pytest.raises(UserError, match="upload a video"):
-        handlers.preview(None, handlers.Target(ratio="9:16"), 96)
+        handlers.preview(None, handlers.Target(ratio=9 / 16), 96)
     bad = write_garbage(tmp_path / "bad.mp4")
     with pytest.raises(UserError) as info:
-        handlers.outpaint(tiny_pipe, bad, handlers.Target(ratio="9:16"), handlers.Settings(), tmp_path / "jobs")
+        handlers.outpaint(tiny_pipe, bad, handlers.Target(ratio=9 / 16), handlers.Settings(), tmp_path / "jobs")
     assert "\n" not in str(info.value) and "bad.mp4" in str(info.value)
 
 
 def test_outpaint_writes_result_side_by_side_and_reports_progress(tmp_path, tiny_pipe, clip):
     seen = []
-    result = handlers.outpaint(tiny_pipe, clip, handlers.Target(ratio="9:16"), handlers.Settings(seed=1),
+    result = handlers.outpaint(tiny_pipe, clip, handlers.Target(ratio=9 / 16), handlers.Settings(seed=1),
                                tmp_path / "jobs", progress=lambda f, d: seen.append((f, d)))
     out = probe_video(result.video, exact=True)
     assert (out.num_frames, out.width, out.height) == (20, 160, 284)
@@ -110,7 +111,7 @@ def test_outpaint_time_range_and_pads(tmp_path, tiny_pipe, clip):
 
 def test_time_range_outside_the_video(tmp_path, tiny_pipe, clip):
     with pytest.raises(UserError, match="holds no frames"):
-        handlers.outpaint(tiny_pipe, clip, handlers.Target(ratio="9:16"), handlers.Settings(start=5.0),
+        handlers.outpaint(tiny_pipe, clip, handlers.Target(ratio=9 / 16), handlers.Settings(start=5.0),
                           tmp_path / "jobs")
 
 

@@ -1,4 +1,4 @@
-"""`m3ddm score PRED GT --pad L,T,R,B`: JSON shape, values, and one clear error (exit 2) for bad input."""
+"""`m3ddm score PRED GT --border L,T,R,B`: JSON shape, values, and one clear error (exit 2) for bad input."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_json_shape_and_values(pair, capsys) -> None:
     pred, gt, frames = pair
-    code, out, err = _run(capsys, pred, gt, "--pad", "0.125,0,0.125,0", "--json")
+    code, out, err = _run(capsys, pred, gt, "--border", "0.125,0,0.125,0", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert set(result) >= {"full", "region", "frames"}
@@ -45,7 +45,7 @@ def test_json_shape_and_values(pair, capsys) -> None:
 
 def test_identical_videos_score_perfectly(pair, capsys) -> None:
     _, gt, _ = pair
-    code, out, _ = _run(capsys, gt, gt, "--pad", "0.125,0,0.125,0", "--json")
+    code, out, _ = _run(capsys, gt, gt, "--border", "0.125,0,0.125,0", "--json")
     result = json.loads(out)
     assert code == 0
     assert result["region"]["mse"] == 0 and result["region"]["psnr"] == 100.0
@@ -64,13 +64,14 @@ def test_video_files_and_lpips_weights(tmp_path: Path, make_clip, capsys) -> Non
     weights = tmp_path / "lpips.safetensors"
     save_file(_positive_heads(LPIPS().state_dict()), str(weights))
     code, out, err = _run(
-        capsys, tmp_path / "pred.mp4", tmp_path / "gt.mp4", "--pad", "0,0.25,0,0", "--json", "--lpips-weights", weights
+        capsys, tmp_path / "pred.mp4", tmp_path / "gt.mp4", "--border", "0,0.25,0,0", "--json",
+        "--lpips-weights", weights,
     )
     assert code == 0, err
     result = json.loads(out)
     assert result["pad_px"] == [0, 12, 0, 0] and result["frames"] == 5
     assert result["region"]["lpips"] > 0 and "lpips" not in result["unavailable"]
-    code, out, _ = _run(capsys, tmp_path / "pred.mp4", tmp_path / "gt.mp4", "--pad", "0,0.25,0,0")
+    code, out, _ = _run(capsys, tmp_path / "pred.mp4", tmp_path / "gt.mp4", "--border", "0,0.25,0,0")
     assert code == 0 and "region" in out and "psnr" in out  # the human-readable table
 
 
@@ -90,14 +91,14 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, pair, make_clip, frames_to
         "not found": (tmp_path / "missing.mp4", gt, "0.125,0,0.125,0"),
         "leaves no generated region": (pred, gt, "0,0,0,0"),
         "leaves no known region": (pred, gt, "0.5,0,0.5,0"),
-        "pixel pads must be whole numbers": (pred, gt, "1.5,0,0,0"),
+        "pixel values must be whole numbers": (pred, gt, "1.5,0,0,0"),
         "mixes fractions": (pred, gt, "0.1,0,6,0"),
         "zero or positive": (pred, gt, "-0.1,0,0,0"),
         "four numbers": (pred, gt, "0.1,0.1"),
-        "cannot read the pad": (pred, gt, "left,0,0,0"),
+        "cannot read the border": (pred, gt, "left,0,0,0"),
     }
     for expected, (p, g, pad) in cases.items():
-        code, out, err = _run(capsys, p, g, f"--pad={pad}", "--json")
+        code, out, err = _run(capsys, p, g, f"--border={pad}", "--json")
         assert code == 2, (expected, err)
         assert out == ""
         assert err.startswith("m3ddm score: error:") and expected in err, (expected, err)
@@ -107,3 +108,13 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, pair, make_clip, frames_to
 def _positive_heads(state: dict) -> dict:
     """Random weights with lpips' non-negative heads, so distances are positive as with the real ones."""
     return {k: (v.abs() if k.startswith("lin") else v) for k, v in state.items()}
+
+
+def test_the_old_pad_flag_still_reads_the_output_border(pair, capsys) -> None:
+    pred, gt, _ = pair
+    _, new, _ = _run(capsys, pred, gt, "--border", "0.125,0,0.125,0", "--json")
+    _, old, _ = _run(capsys, pred, gt, "--pad", "0.125,0,0.125,0", "--json")
+    assert json.loads(old) == json.loads(new)
+    with pytest.raises(SystemExit) as stop:  # argparse's own one-line usage error
+        _run(capsys, pred, gt, "--pad", "0.125,0,0.125,0", "--border", "0.125,0,0.125,0")
+    assert stop.value.code == 2 and "not allowed with" in capsys.readouterr().err

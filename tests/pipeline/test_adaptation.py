@@ -2,15 +2,13 @@
 adapter and the same file; a crash during adaptation followed by ``--resume`` gives the uninterrupted file; a saved
 adapter reused with ``--adapter`` gives the file the tuning run gave."""
 
-import os
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from cli_runs import Crash, crash_in_process, run_cli
 from m3ddm.adaptation import (
     Adapter,
     AdaptSettings,
@@ -21,6 +19,7 @@ from m3ddm.adaptation import (
     known_block,
 )
 from m3ddm.errors import UserError
+from m3ddm.geometry import Pad
 from m3ddm.io.arrays import ArraySource
 from m3ddm.io.samples import make_test_video
 from m3ddm.pipeline import OutpaintOptions
@@ -33,7 +32,7 @@ def _video(pipe, frames: int = 20) -> VideoLatents:
     base = rng.integers(0, 255, (1, 48, 64, 3))
     clip = np.clip(base + np.arange(frames)[:, None, None, None] * 3, 0, 255).astype(np.uint8)
     source = ArraySource(clip, 24)
-    options = pipe.resolve(OutpaintOptions(pad="16,0,16,0"), frames)
+    options = pipe.resolve(OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel")), frames)
     geometry = pipe.geometry_for(source, options)
     encoded = pipe.encode_video(source, geometry, options)
     return VideoLatents(encoded.prefilled, encoded.latent_mask[0, 0, 0], encoded.black, 24.0, (1,), 4, True)
@@ -97,9 +96,6 @@ def test_same_seed_same_adapter_and_a_resumed_run_ends_where_an_uninterrupted_on
     assert all(torch.equal(whole.tensors[k], again.tensors[k]) for k in whole.tensors)
     assert not all(torch.equal(whole.tensors[k], other.tensors[k]) for k in whole.tensors)
 
-    class Crash(Exception):
-        pass
-
     def crash_at_4(step, loss):
         if step == 4:
             raise Crash
@@ -134,12 +130,6 @@ def test_an_adapter_saves_loads_and_refuses_another_base_model(tiny_pipeline, tm
         Adapter.load(tmp_path / "broken")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "m3ddm", *args], capture_output=True, text=True, env=env,
-                          timeout=900)
-
-
 @pytest.mark.slow
 def test_adapted_files_are_reproducible_resumable_and_reusable(tiny_pipeline_dir, tmp_path):
     """Through the CLI, on the written files: --adapt twice gives the same bytes; a run that crashed during
@@ -150,40 +140,32 @@ def test_adapted_files_are_reproducible_resumable_and_reusable(tiny_pipeline_dir
     video = make_test_video(tmp_path / "in.mp4", frames=20, size=(64, 48), fps=24)
     common = [str(video), "--pad", "16,0,16,0", "--model", tiny_pipeline_dir, "--steps", "1", "--quiet",
               "--threads", "1", "--adapt", "12"]
-    first = _cli("outpaint", *common, "-o", str(tmp_path / "a.mp4"), "--save-adapter", str(tmp_path / "adapter"))
+    first = run_cli("outpaint", *common, "-o", str(tmp_path / "a.mp4"), "--save-adapter", str(tmp_path / "adapter"))
     assert first.returncode == 0, first.stderr
-    second = _cli("outpaint", *common, "-o", str(tmp_path / "b.mp4"))
+    second = run_cli("outpaint", *common, "-o", str(tmp_path / "b.mp4"))
     assert second.returncode == 0, second.stderr
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
 
-    plain = _cli("outpaint", *common[:-2], "-o", str(tmp_path / "plain.mp4"))
+    plain = run_cli("outpaint", *common[:-2], "-o", str(tmp_path / "plain.mp4"))
     assert plain.returncode == 0, plain.stderr
     assert (tmp_path / "plain.mp4").read_bytes() != (tmp_path / "a.mp4").read_bytes()
 
-    reused = _cli("outpaint", *common[:-2], "--adapter", str(tmp_path / "adapter"), "-o", str(tmp_path / "c.mp4"))
+    reused = run_cli("outpaint", *common[:-2], "--adapter", str(tmp_path / "adapter"), "-o", str(tmp_path / "c.mp4"))
     assert reused.returncode == 0, reused.stderr
     assert (tmp_path / "c.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()
-
-    class Crash(Exception):
-        pass
 
     def crash_at_11(step, loss):  # after the checkpoint of step 10
         if step == 11:
             raise Crash
 
     pipe = M3DDMPipeline.load(tiny_pipeline_dir)
-    options = OutpaintOptions(pad="16,0,16,0", steps=1, adapt=AdaptSettings(steps=12))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CLI runs above and below use one thread: the same arithmetic
-    try:
-        with pytest.raises(Crash):
-            outpaint_file(pipe, video, tmp_path / "d.mp4", options, work_dir=tmp_path / "work",
-                          on_adapt_step=crash_at_11)
-    finally:
-        torch.set_num_threads(threads)
+    options = OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel"), steps=1, adapt=AdaptSettings(steps=12))
+    # (one thread, as the CLI runs above and below: the same arithmetic)
+    crash_in_process(lambda: outpaint_file(pipe, video, tmp_path / "d.mp4", options, work_dir=tmp_path / "work",
+                                           on_adapt_step=crash_at_11))
     assert not (tmp_path / "d.mp4").exists()
-    resumed = _cli("outpaint", *common, "-o", str(tmp_path / "d.mp4"), "--work-dir", str(tmp_path / "work"),
-                   "--resume")
+    resumed = run_cli("outpaint", *common, "-o", str(tmp_path / "d.mp4"), "--work-dir", str(tmp_path / "work"),
+                      "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert (tmp_path / "d.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()
 
@@ -192,8 +174,8 @@ def test_bad_adaptation_settings_are_one_clear_line(tiny_pipeline_dir, tmp_path)
     video = make_test_video(tmp_path / "in.mp4", frames=4, size=(64, 48), fps=24)
     for extra, message in ((["--adapt", "-1"], "--adapt"), (["--adapter", str(tmp_path)], "not an adapter folder"),
                            (["--save-adapter", str(tmp_path / "x")], "--save-adapter")):
-        run = _cli("outpaint", str(video), "--pad", "16,0,16,0", "--model", tiny_pipeline_dir, "--quiet",
-                   "-o", str(tmp_path / "o.mp4"), *extra)
+        run = run_cli("outpaint", str(video), "--pad", "16,0,16,0", "--model", tiny_pipeline_dir, "--quiet",
+                      "-o", str(tmp_path / "o.mp4"), *extra)
         assert run.returncode != 0
         assert message in run.stderr and "Traceback" not in run.stderr, run.stderr
         assert not (tmp_path / "o.mp4").exists()
@@ -226,7 +208,8 @@ def test_plan_summary_states_the_adaptation_cost_beside_the_generation_cost(tiny
     from m3ddm.jobs import plan_summary
     from m3ddm.planning import coarse_to_fine_plan
 
-    options = tiny_pipeline.resolve(OutpaintOptions(pad="16,0,16,0", steps=2, adapt=AdaptSettings(steps=10)), 6)
+    options = OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel"), steps=2, adapt=AdaptSettings(steps=10))
+    options = tiny_pipeline.resolve(options, 6)
     cost = tiny_pipeline.generation_cost(options, coarse_to_fine_plan(6, options.strides))
     _, _, stats = tiny_pipeline.outpaint_latents(ArraySource(np.zeros((6, 48, 64, 3), np.uint8), 24),
                                                  replace(options, adapt=AdaptSettings()))

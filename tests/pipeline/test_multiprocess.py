@@ -6,11 +6,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from m3ddm.io import open_video_source
 from m3ddm.io.samples import make_test_video
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(tiny_pipeline_dir, tmp_path):
     video = make_test_video(tmp_path / "in.mp4", frames=60, size=(64, 48), fps=24)
     common = ["outpaint", str(video), "--pad", "16,0,16,0", "--model", tiny_pipeline_dir, "--steps", "1",

@@ -165,7 +165,7 @@ def _clip(total: int) -> np.ndarray:
 @functools.cache
 def _pipeline_latents(pipe: M3DDMPipeline, total: int, fps: float) -> torch.Tensor:
     frames = _clip(total)
-    options = OutpaintOptions(ratio="9:16", official_compat=True, canvas="square", scheduler="pndm", steps=STEPS,
+    options = OutpaintOptions(ratio=9 / 16, official_compat=True, canvas="square", scheduler="pndm", steps=STEPS,
                               size=SIDE, seed=SEED,
                               guidance_context=GUIDANCE, guidance_global=PREVIOUS_GUIDANCE, init="prefill",
                               strength=1.0, noise_share=0.0)
@@ -201,8 +201,8 @@ def test_guides_show_their_regeneration_and_a_resumed_run_keeps_it(official_pipe
 
     pipe = official_pipeline
     source = ArraySource(_clip(31), 24)
-    options = OutpaintOptions(ratio="9:16", official_compat=True, canvas="square", scheduler="pndm", steps=STEPS,
-                              size=SIDE, seed=SEED, strides="15,1", batch_windows=1)
+    options = OutpaintOptions(ratio=9 / 16, official_compat=True, canvas="square", scheduler="pndm", steps=STEPS,
+                              size=SIDE, seed=SEED, strides=(15, 1), batch_windows=1)
     _, full, _ = pipe.outpaint_latents(source, options)
     seen = []
 

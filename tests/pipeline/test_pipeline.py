@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from m3ddm.errors import UserError
+from m3ddm.geometry import Pad
 from m3ddm.io.arrays import ArraySource
 from m3ddm.jobs import generate_job, run_fingerprint
 from m3ddm.pipeline import GenerationHooks, M3DDMPipeline, OutpaintOptions
@@ -21,7 +22,7 @@ def _frames(n=20, h=48, w=64, seed=0):
 
 def test_batched_windows_equal_sequential_bit_for_bit(tiny_pipeline):
     source = ArraySource(_frames(31), 24)
-    base = dict(pad="16,0,16,0", strides="15,1", steps=2, seed=3)
+    base = dict(pad=Pad(16, 0, 16, 0, "pixel"), strides=(15, 1), steps=2, seed=3)
     _, seq, stats = tiny_pipeline.outpaint_latents(source, OutpaintOptions(batch_windows=1, **base))
     _, bat, _ = tiny_pipeline.outpaint_latents(source, OutpaintOptions(batch_windows=8, **base))
     assert stats["windows"] >= 3
@@ -32,7 +33,7 @@ def test_batched_windows_equal_sequential_bit_for_bit(tiny_pipeline):
 
 def test_interrupted_then_resumed_equals_uninterrupted(tiny_pipeline, tmp_path):
     source = ArraySource(_frames(31), 24)
-    options = OutpaintOptions(pad="16,0,16,0", strides="15,1", steps=2, batch_windows=1, seed=5)
+    options = OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel"), strides=(15, 1), steps=2, batch_windows=1, seed=5)
     _, full, _ = tiny_pipeline.outpaint_latents(source, options)
     seen = []
 
@@ -64,7 +65,7 @@ def test_outpaint_array_keeps_known_pixels_and_size(tiny_pipeline):
 def test_guides_condition_later_windows(tiny_pipeline):
     """Frames generated at the coarse level are guides later: changing only them changes the fine level."""
     source = ArraySource(_frames(30), 24)
-    video = tiny_pipeline.prepare(source, OutpaintOptions(pad="16,0,16,0", strides="15,1", steps=2))
+    video = tiny_pipeline.prepare(source, OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel"), strides=(15, 1), steps=2))
     assert video.encoded.masked.shape[0] == 30 and video.encoded.global_latents.shape[0] == 16
     coarse = {w.id for w in video.plan.windows if w.level == 1}
     fine = [w for w in video.plan.windows if w.level > 1]
@@ -116,9 +117,17 @@ def test_official_layout_from_two_folders(tmp_path, tiny_pipeline):
     pipe = M3DDMPipeline.load(unet=tmp_path / "unet", vae=tmp_path / "vae")
     assert pipe.config.global_frames == "stretch" and pipe.config.default_scheduler == "pndm"
     source = ArraySource(_frames(4), 24)
-    opts = OutpaintOptions(pad="16,0,16,0", steps=3, scheduler="pndm", official_compat=True, size=96)
+    opts = OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel"), steps=3, scheduler="pndm", official_compat=True, size=96)
     _, latents, stats = pipe.outpaint_latents(source, opts)
     assert torch.isfinite(latents).all() and stats["unet_calls"] == 3 * 3
+
+
+def test_official_compat_refuses_another_scheduler_before_any_work(tiny_pipeline):
+    # the shipped tiny model defaults to another scheduler: the mistake is caught while resolving, not after encoding
+    options = OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel"), official_compat=True, canvas="square")
+    with pytest.raises(UserError, match="--scheduler pndm"):
+        tiny_pipeline.resolve(options, 20)
+    assert tiny_pipeline.resolve(replace(options, scheduler="pndm"), 20).scheduler == "pndm"
 
 
 def test_factor4_codec_latents_and_mask_are_twice_as_fine(tiny_pipeline):
@@ -133,7 +142,7 @@ def test_factor4_codec_latents_and_mask_are_twice_as_fine(tiny_pipeline):
     pipe = M3DDMPipeline(unet=tiny_pipeline.unet, vae=vae, scheduler=tiny_pipeline.scheduler, default_size=64,
                          default_steps=2)
     source = ArraySource(_frames(6), 24)
-    options = pipe.resolve(OutpaintOptions(pad="16,0,16,0"), 6)
+    options = pipe.resolve(OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel")), 6)
     geometry = pipe.geometry_for(source, options)
     encoded = pipe.encode_video(source, geometry, options)
     assert encoded.masked.shape[-2:] == (geometry.canvas_h // 4, geometry.canvas_w // 4)
@@ -145,7 +154,7 @@ def test_factor4_codec_latents_and_mask_are_twice_as_fine(tiny_pipeline):
 
 def test_strength_runs_the_last_steps_from_the_prefill(tiny_pipeline):
     source = ArraySource(_frames(6), 24)
-    base = dict(pad="16,0,16,0", steps=4, seed=2)
+    base = dict(pad=Pad(16, 0, 16, 0, "pixel"), steps=4, seed=2)
     _, full, stats_full = tiny_pipeline.outpaint_latents(source, OutpaintOptions(**base))
     _, same, _ = tiny_pipeline.outpaint_latents(source, OutpaintOptions(strength=1.0, **base))
     assert torch.equal(full, same)  # 1 = the default start
@@ -161,7 +170,7 @@ def test_strength_runs_the_last_steps_from_the_prefill(tiny_pipeline):
 def test_low_strength_stays_near_the_prefill(tiny_pipeline):
     """The lower the strength, the closer the generated latents are to the encoded TELEA pre-fill."""
     source = ArraySource(_frames(6), 24)
-    options = tiny_pipeline.resolve(OutpaintOptions(pad="16,0,16,0", steps=10), 6)
+    options = tiny_pipeline.resolve(OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel"), steps=10), 6)
     encoded = tiny_pipeline.encode_video(source, tiny_pipeline.geometry_for(source, options), options)
     gaps = []
     for strength in (0.1, 1.0):
@@ -185,7 +194,7 @@ def test_noise_share_makes_a_static_video_flicker_less(tiny_pipeline):
     """On a still video, frames that start from shared noise come out more alike than with independent noise."""
     still = np.repeat(_frames(1), 8, axis=0)
     source = ArraySource(still, 24)
-    base = dict(pad="16,0,16,0", steps=4, seed=1, strength=0.6, strides="1")
+    base = dict(pad=Pad(16, 0, 16, 0, "pixel"), steps=4, seed=1, strength=0.6, strides=(1,))
     change = []
     for share in (0.0, 0.9):
         _, latents, _ = tiny_pipeline.outpaint_latents(source, OutpaintOptions(noise_share=share, **base))
@@ -239,7 +248,7 @@ def test_tiny_autoencoder_pipeline_masks_context_in_latent_space_as_training_doe
     pipe = M3DDMPipeline(unet=unet, vae=codec.vae, scheduler=make_scheduler("ddim", ZERO_SNR_V_SCHEDULE.config()),
                          default_size=128, default_steps=2, default_scheduler="ddim", context_encoding="latent_mask")
     source = ArraySource(_frames(6), 24)
-    options = pipe.resolve(OutpaintOptions(pad="16,0,16,0"), 6)
+    options = pipe.resolve(OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel")), 6)
     geometry = pipe.geometry_for(source, options)
     encoded = pipe.encode_video(source, geometry, options)
     cells = encoded.latent_mask[0, 0].bool()  # [1, h, w]: 1 = generate
@@ -264,7 +273,7 @@ def test_the_unet_always_sees_16_frames_and_padded_frames_are_not_written(tiny_p
 
     unet.denoise = spy
     try:
-        out = tiny_pipeline.outpaint_array(_frames(20), fps=24, pad_px=(16, 0, 16, 0), strides="1")
+        out = tiny_pipeline.outpaint_array(_frames(20), fps=24, pad_px=(16, 0, 16, 0), strides=(1,))
     finally:
         del unet.denoise
     assert seen and set(seen) == {16}  # windows of 16 and 5 frames (the second padded with frame 19)

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from m3ddm.app.preview import describe, plan_preview
+from m3ddm.commands.arguments import parse_pad, parse_ratio
 from m3ddm.errors import UserError
-from m3ddm.geometry import Geometry, parse_ratio, plan_geometry
+from m3ddm.geometry import Geometry, Pad, plan_geometry
 
 RATIO_PRESETS = ("9:16", "1:1", "16:9", "2.39:1")
 MODES = ("ratio", "pads")
@@ -31,10 +32,10 @@ Progress = Callable[[float | None, str], None]
 
 @dataclass(frozen=True)
 class Target:
-    """Where to grow the video: a ratio such as "9:16", or four pads "L,T,R,B" (fractions < 1 or pixels)."""
+    """Where to grow the video: a ratio (width / height, parsed from "9:16"), or four pads (fractions or pixels)."""
 
-    ratio: str | None = None
-    pad: str | None = None
+    ratio: float | None = None
+    pad: Pad | None = None
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,9 @@ def target_from_form(mode: str, ratio: str | None, left=0, top=0, right=0, botto
         text = (ratio or "").strip()
         if not text:
             raise UserError("choose a target aspect ratio, e.g. 9:16")
-        parse_ratio(text)  # the CLI's message for a ratio it cannot read
-        return Target(ratio=text)
+        return Target(ratio=parse_ratio(text))  # the CLI's message for a ratio it cannot read
     if mode == "pads":
-        return Target(pad=",".join(_number(v) for v in (left, top, right, bottom)))
+        return Target(pad=parse_pad(",".join(_number(v) for v in (left, top, right, bottom))))
     raise UserError(f"unknown target mode {mode!r}; choose one of {', '.join(MODES)}")
 
 

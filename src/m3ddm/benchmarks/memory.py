@@ -42,7 +42,7 @@ def bench_memory(
     *,
     model: str = "tiny",
     source_size: tuple[int, int] = (320, 240),
-    ratio: str = "16:9",
+    ratio: float = 16 / 9,
     size: int | None = None,
     steps: int = 1,
     device: str = "cpu",

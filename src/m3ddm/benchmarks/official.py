@@ -194,7 +194,7 @@ def bench_official(
     input_path: str | None = None,
     frames: int = 64,
     source_size: tuple[int, int] = (128, 72),
-    ratio: str = "9:16",
+    ratio: float = 9 / 16,
     size: int | None = 88,
     seed: int = 0,
     steps_scale: float = 1.0,

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from m3ddm.app.preview import plan_preview
+from m3ddm.commands.arguments import parse_ratio
 from m3ddm.errors import UserError
-from m3ddm.geometry import Geometry, plan_geometry
+from m3ddm.geometry import Geometry, Pad, plan_geometry
 from m3ddm.utils.pixels import to_unit, unit_to_uint8
 
 CATEGORY = "m3ddm"
@@ -48,11 +49,12 @@ def frames_to_images(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(to_unit(np.asarray(frames))).float()
 
 
-def _target(target: str, ratio: str, pads: tuple[int, int, int, int]) -> tuple[str | None, tuple[int, ...] | None]:
+def _target(target: str, ratio: str, pads: tuple[int, int, int, int]) -> tuple[float | None, tuple[int, ...] | None]:
+    """The node's widgets -> a parsed ratio (width / height) or whole-pixel pads."""
     if target == "ratio":
         if not str(ratio).strip():
             raise UserError("choose a target aspect ratio, e.g. 9:16")
-        return str(ratio).strip(), None
+        return parse_ratio(ratio), None
     if target == "pads":
         if not any(pads):
             raise UserError("all pads are zero: nothing to outpaint")
@@ -60,12 +62,12 @@ def _target(target: str, ratio: str, pads: tuple[int, int, int, int]) -> tuple[s
     raise UserError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
 
 
-def output_geometry(height: int, width: int, ratio: str | None, pads: tuple[int, ...] | None,
+def output_geometry(height: int, width: int, ratio: float | None, pads: tuple[int, ...] | None,
                     size: int = 256) -> Geometry:
     """The geometry ``outpaint_array`` uses: pads keep every source pixel and add exactly the pads."""
     if pads is not None:
         left, top, right, bottom = pads
-        return plan_geometry(height, width, pad=",".join(map(str, pads)), size=size,
+        return plan_geometry(height, width, pad=Pad(*pads, unit="pixel"), size=size,
                              output_size=(width + left + right, height + top + bottom))
     return plan_geometry(height, width, ratio=ratio, size=size)
 
@@ -162,7 +164,7 @@ class M3DDMOutpaint:
                  guidance_context: float = -1.0, guidance_global: float = -1.0, seed: int = 0,
                  adapt_steps: int = 0) -> tuple:
         frames = images_to_frames(images)
-        ratio_text, pads = _target(target, ratio, (pad_left, pad_top, pad_right, pad_bottom))
+        ratio_value, pads = _target(target, ratio, (pad_left, pad_top, pad_right, pad_bottom))
         options = {
             "size": int(size) or None, "steps": int(steps) or None, "strength": float(strength) or None,
             "guidance_context": None if guidance_context < 0 else float(guidance_context),
@@ -172,9 +174,9 @@ class M3DDMOutpaint:
         if pads is not None:
             out = pipeline.outpaint_array(frames, fps=fps, pad_px=pads, seed=int(seed), **options)
         else:
-            out = pipeline.outpaint_array(frames, fps=fps, seed=int(seed), ratio=ratio_text, **options)
+            out = pipeline.outpaint_array(frames, fps=fps, seed=int(seed), ratio=ratio_value, **options)
         h, w = frames.shape[1:3]
-        geometry = output_geometry(h, w, ratio_text, pads, options["size"] or pipeline.config.default_size)
+        geometry = output_geometry(h, w, ratio_value, pads, options["size"] or pipeline.config.default_size)
         mask = geometry.output_mask
         if mask.shape != out.shape[1:3]:  # the mask must describe these very pixels
             raise RuntimeError(f"the generated mask {mask.shape} does not match the output {out.shape[1:3]}")
@@ -205,6 +207,6 @@ class M3DDMPlanPreview:
     def preview(self, images: torch.Tensor, target: str, ratio: str, pad_left: int, pad_top: int, pad_right: int,
                 pad_bottom: int, max_side: int = 1024) -> tuple:
         frame = images_to_frames(images[:1])[0]
-        ratio_text, pads = _target(target, ratio, (pad_left, pad_top, pad_right, pad_bottom))
-        geometry = output_geometry(frame.shape[0], frame.shape[1], ratio_text, pads)
+        ratio_value, pads = _target(target, ratio, (pad_left, pad_top, pad_right, pad_bottom))
+        geometry = output_geometry(frame.shape[0], frame.shape[1], ratio_value, pads)
         return (frames_to_images(plan_preview(frame, geometry, max_side=int(max_side))[None]),)

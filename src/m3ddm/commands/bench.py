@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from m3ddm.commands.arguments import parse_ratio
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -142,7 +144,7 @@ def run_memory(args: argparse.Namespace) -> int:
     from m3ddm.benchmarks.table import format_table
 
     result = bench_memory(parse_int_list(args.frames, "--frames"), model=args.model,
-                          source_size=parse_size(args.source_size), ratio=args.ratio, size=args.size,
+                          source_size=parse_size(args.source_size), ratio=parse_ratio(args.ratio), size=args.size,
                           steps=args.steps, device=args.device, threads=args.threads,
                           isolated=not args.in_process, limit=args.limit)
     if args.json:
@@ -176,7 +178,7 @@ def run_official(args: argparse.Namespace) -> int:
 
     report = bench_official(
         model=args.model, input_path=args.input, frames=args.frames, source_size=parse_size(args.source_size),
-        ratio=args.ratio, size=args.size, seed=args.seed, steps_scale=args.steps_scale,
+        ratio=parse_ratio(args.ratio), size=args.size, seed=args.seed, steps_scale=args.steps_scale,
         official_steps=args.official_steps,
         fast_steps=args.fast_steps, ours_steps=args.ours_steps, with_levers=not args.no_levers,
         repeats=args.repeats, device=args.device, threads=args.threads, isolated=not args.in_process,

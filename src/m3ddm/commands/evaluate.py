@@ -63,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def parse_options(pairs: list[str]) -> dict:
     import yaml
 
+    from m3ddm.commands.arguments import parse_strides
     from m3ddm.errors import UserError
 
     options = {}
@@ -70,7 +71,9 @@ def parse_options(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UserError(f"--option wants KEY=VALUE, got {pair!r}")
-        options[key.strip()] = yaml.safe_load(value)
+        key = key.strip()
+        # strides are text ("15,5,1"), read like --strides; everything else is a YAML value
+        options[key] = parse_strides(value) if key == "strides" else yaml.safe_load(value)
     return options
 
 

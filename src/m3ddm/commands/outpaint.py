@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-from fractions import Fraction
 from pathlib import Path
 
+from m3ddm.commands.arguments import (
+    parse_output_size,
+    parse_pad,
+    parse_ratio,
+    parse_seconds,
+    parse_strides,
+    parse_target_ratios,
+)
 from m3ddm.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -46,10 +52,10 @@ def register(subparsers) -> None:
     model.add_argument("--unet", help="official-layout UNet folder (with --vae)")
     model.add_argument("--vae", help="SD VAE folder (diffusers AutoencoderKL), with --unet")
     span = p.add_argument_group("time range")
-    span.add_argument("--start", type=_seconds, metavar="SECONDS",
+    span.add_argument("--start", type=parse_seconds, metavar="SECONDS",
                       help="outpaint from this time on (seconds, or [H:]MM:SS.ss; default: the first frame); the "
                            "audio and the global frames come from the range")
-    span.add_argument("--end", type=_seconds, metavar="SECONDS",
+    span.add_argument("--end", type=parse_seconds, metavar="SECONDS",
                       help="outpaint up to this time (frames shown before it; default: the last frame)")
     p.add_argument("--size", type=int,
                    help=f"working long side in pixels, a multiple of 8 (default: the model's: "
@@ -139,26 +145,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _seconds(text: str) -> Fraction:
-    """A time: plain seconds ("90", "1.5") or [H:]MM:SS(.ss); exact, so frame edges do not move by rounding."""
-    match = re.fullmatch(r"\s*(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)\s*", text)
-    if match is None:
-        raise argparse.ArgumentTypeError(f"expected seconds or [H:]MM:SS, got {text!r}")
-    first, second, secs = match.groups()
-    hours, minutes = (first, second) if second is not None else (None, first)
-    return Fraction(secs) + 60 * int(minutes or 0) + 3600 * int(hours or 0)
-
-
-def _output_size(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--output-size must look like 720x1280, got {text!r}") from None
-    return w, h
-
-
 def _expand_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
     """The inputs one by one (a folder of videos gives its videos) and whether this is a batch.
 
@@ -239,12 +225,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--threads must be at least 1")
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise UserError(f"--end ({float(args.end):g} s) must be after --start ({float(args.start):g} s)")
-    ratios = tuple(part.strip() for part in args.ratio.split(",")) if args.ratio and "," in args.ratio else ()
+    several = args.ratio is not None and "," in args.ratio
     options = OutpaintOptions(
-        ratio=None if ratios else args.ratio, ratios=ratios, pad=args.pad, size=args.size,
+        ratio=parse_ratio(args.ratio) if args.ratio is not None and not several else None,
+        ratios=parse_target_ratios(args.ratio) if several else (),
+        pad=parse_pad(args.pad) if args.pad is not None else None, size=args.size,
         canvas=args.canvas or ("square" if args.official_compat else "target"),
-        output_size=_output_size(args.output_size),
-        official_output=args.official_output, scheduler=args.scheduler, steps=args.steps, strides=args.strides,
+        output_size=parse_output_size(args.output_size) if args.output_size is not None else None,
+        official_output=args.official_output, scheduler=args.scheduler, steps=args.steps,
+        strides=parse_strides(args.strides) if args.strides is not None else None,
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
         batch_windows=args.batch_windows, init=args.init, strength=args.strength, noise_share=args.noise_share,
         vae_batch=args.vae_batch, vae_tiling=args.vae_tiling, replace_known=args.replace_known,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from m3ddm.planning import DEFAULT_WINDOW, coarse_to_fine_plan, parse_strides
+from m3ddm.commands.arguments import parse_strides
+from m3ddm.planning import DEFAULT_WINDOW, coarse_to_fine_plan
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

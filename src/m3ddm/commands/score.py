@@ -6,12 +6,14 @@ import argparse
 import json
 import math
 
+from m3ddm.commands.arguments import parse_border
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "score",
         help="score an outpainted video against the ground truth (full frame, generated region, seam)",
-        description="Compare PRED with GT (video files or frame folders of equal length and size). The pad "
+        description="Compare PRED with GT (video files or frame folders of equal length and size). --border "
         "gives the generated border as fractions of the output frame (LEFT,RIGHT of its width, TOP,BOTTOM "
         "of its height) or in whole pixels. Prints MSE, PSNR, SSIM, warp error and flicker (and LPIPS with "
         "--lpips-weights), and the seam metric: the mean step across the edge of the known region over the "
@@ -20,12 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("pred", help="the outpainted video (file or frame folder)")
     parser.add_argument("gt", nargs="?", help="the ground-truth video (file or frame folder); optional")
-    parser.add_argument(
-        "--pad",
-        required=True,
+    border = parser.add_mutually_exclusive_group(required=True)
+    border.add_argument(
+        "--border",
         metavar="LEFT,TOP,RIGHT,BOTTOM",
         help="generated border as fractions of the output frame, e.g. 0.125,0,0.125,0, or pixels, e.g. 0,85,0,85",
     )
+    # the old name, kept for scripts: it meant the output-frame border here but the source fractions in outpaint
+    border.add_argument("--pad", dest="border", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--lpips-weights", metavar="PATH", help="local LPIPS-Alex weights (file or folder)")
     parser.add_argument("--max-frames", type=int, metavar="N", help="score only the first N frames")
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     result = score_files(
         args.pred,
         args.gt,
-        args.pad,
+        parse_border(args.border),
         lpips_weights=args.lpips_weights,
         max_frames=args.max_frames,
         device=args.device,

@@ -439,30 +439,12 @@ def _fvd_for(features, gt_features, method: str, rkeys: Sequence[str]) -> float 
 # ------------------------------------------------------------------------------------- scoring two files
 
 
-def parse_pad_fractions(text: str) -> tuple[float, float, float, float]:
-    """``"L,T,R,B"``: fractions of the output frame (left/right of its width, top/bottom of its height), all in
-    [0, 1); or whole pixels, all whole numbers with at least one >= 1 (as ``m3ddm outpaint --pad``). Pixels come
-    back as floats >= 1, which :func:`pad_fractions_to_px` keeps as they are."""
-    parts = [p.strip() for p in str(text).split(",")]
-    example = "such as 0.125,0,0.125,0 (fractions) or 40,0,40,0 (pixels)"
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        raise UserError(f"cannot read the pad {text!r}; use four numbers LEFT,TOP,RIGHT,BOTTOM {example}") from None
-    if len(values) != 4:
-        raise UserError(f"the pad needs four numbers LEFT,TOP,RIGHT,BOTTOM, got {len(values)} in {text!r}")
-    if not all(math.isfinite(v) and v >= 0 for v in values):
-        raise UserError(f"pads must be zero or positive, got {text!r}")
-    if any(v >= 1 and v != int(v) for v in values):
-        raise UserError(f"pixel pads must be whole numbers, got {text!r}; use four numbers {example}")
-    if any(v >= 1 for v in values) and any(0 < v < 1 for v in values):
-        raise UserError(f"the pad {text!r} mixes fractions (< 1) and pixels (>= 1); use one kind, {example}")
-    return values  # type: ignore[return-value]
-
-
-def pad_fractions_to_px(fractions: Sequence[float], height: int, width: int) -> tuple[int, int, int, int]:
-    """Fractions of the output frame (or whole pixels, when any value is >= 1) -> whole pixels; UserError when no
-    region or no known pixel is left."""
+def border_to_px(border: Sequence[float], height: int, width: int) -> tuple[int, int, int, int]:
+    """A generated border (L, T, R, B) as fractions of the output frame (or whole pixels, when any value is >= 1)
+    -> whole pixels; UserError when no region or no known pixel is left."""
+    fractions = tuple(border)
+    if len(fractions) != 4 or not all(math.isfinite(v) and v >= 0 for v in fractions):
+        raise UserError(f"the border needs four numbers >= 0 (LEFT, TOP, RIGHT, BOTTOM), got {fractions}")
     left, top, right, bottom = fractions
     if any(v >= 1 for v in fractions):
         pads = (int(left), int(top), int(right), int(bottom))
@@ -483,7 +465,7 @@ def pad_fractions_to_px(fractions: Sequence[float], height: int, width: int) -> 
 def score_files(
     pred_path: str | os.PathLike,
     gt_path: str | os.PathLike | None,
-    pad: str | Sequence[float],
+    border: Sequence[float],
     *,
     lpips_weights: str | os.PathLike | None = None,
     max_frames: int | None = None,
@@ -495,10 +477,9 @@ def score_files(
     {...}}``. Without a ground truth (``gt_path`` None) only the seam metric is computed: ``{"seam": {...},
     "frames": N, "pad_px": [...], "unavailable": {...}}``.
     """
-    fractions = parse_pad_fractions(pad) if isinstance(pad, str) else tuple(pad)
     pred, _ = read_video(pred_path, max_frames)
     if gt_path is None:
-        pads = pad_fractions_to_px(fractions, pred.shape[1], pred.shape[2])
+        pads = border_to_px(border, pred.shape[1], pred.shape[2])
         seam = seam_scores(pred, pads)
         seam.pop("per_frame")
         reason = "n/a (no ground truth given)"
@@ -515,7 +496,7 @@ def score_files(
         raise UserError(
             f"prediction is {pred.shape[2]}x{pred.shape[1]} but ground truth is {gt.shape[2]}x{gt.shape[1]}"
         )
-    pads = pad_fractions_to_px(fractions, gt.shape[1], gt.shape[2])
+    pads = border_to_px(border, gt.shape[1], gt.shape[2])
     lpips_model, lpips_reason = _lpips_or_reason(Path(lpips_weights) if lpips_weights else None, device)
     scores = score_video(pred, gt, pads, lpips_model)
     scores.pop("per_frame")
