@@ -121,6 +121,29 @@ def test_feather_scales_with_the_upscale_from_canvas_to_output():
     assert out[row, x0 - band - 2, 0] == 0, "the border beyond the band is the generated one"
 
 
+def test_feather_carries_the_edge_colour_but_not_its_fine_detail_across_the_band():
+    """Grass blades on the source's edge must not be stretched into streaks across an upscaled border: beyond about
+    one canvas pixel (the upscale) the extended edge keeps only its low frequencies, while next to the edge it is
+    the source itself (no step)."""
+    g = plan_geometry(90, 160, pad=Pad(0, 45, 0, 45, "pixel"), size=48)
+    upscale = g.output_known.w / g.known.w
+    assert upscale > 3
+    source = np.full((90, 160, 3), 128, dtype=np.uint8)
+    source[:, ::2] = 200  # fine detail along the top and bottom edges: alternating columns
+    generated = np.full((g.canvas_h, g.canvas_w, 3), 164, dtype=np.uint8)  # the blurred rendering: their mean
+    out = compose(source, generated, g, feather=4, colour_match=False).astype(int)
+    y0, band = g.output_known.y0, round(4 * upscale)
+    columns = slice(g.output_known.x0 + 10, g.output_known.x1 - 10)
+
+    def ripple(row: int) -> float:  # mean step between neighbouring columns
+        return float(np.abs(np.diff(out[row, columns, 0])).mean())
+
+    assert ripple(y0 - 1) > 0.6 * 72, "next to the edge the source's detail continues"
+    assert ripple(y0 - round(2 * upscale)) < 8, "two canvas pixels out: no streaks"
+    assert ripple(y0 - band // 2) < 2
+    assert abs(out[y0 - band // 2, columns, 0].mean() - 164) < 3, "the edge's mean colour is carried"
+
+
 def test_colour_match_continues_the_source_across_the_seam():
     """The decoded canvas renders the known region shifted in colour (a codec's drift); the border carries the same
     shift. Colour matching removes the step at the seam, leaves the source untouched and the far border as
@@ -139,7 +162,7 @@ def test_colour_match_continues_the_source_across_the_seam():
     plain = compose(source, generated, g, feather=4, colour_match=False)
     matched = compose(source, generated, g, feather=4)
     (seam_plain, inside), (seam_matched, _) = seam_steps(plain, pads), seam_steps(matched, pads)
-    assert seam_plain > 5 * inside, "without matching the shift shows as a step"
+    assert seam_plain > 3 * inside, "without matching the shift shows as a step"
     assert seam_matched < 1.5 * inside, (seam_matched, inside)
     assert np.array_equal(matched[k.slices], source)
     assert np.array_equal(matched[0], plain[0]) and np.array_equal(matched[-1], plain[-1]), "frame edge as generated"

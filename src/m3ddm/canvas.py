@@ -93,7 +93,7 @@ def compose(source: np.ndarray, generated: np.ndarray, geometry: Geometry, feath
     band = max(0, round(feather * upscale))
     if colour_match and feather > 0:
         border = _match_colour_outside(border, known_pixels, out_known, depth=max(2, band))
-    out = _feather_outside(border, known_pixels, out_known, band)
+    out = _feather_outside(border, known_pixels, out_known, band, detail=max(1.0, upscale))
     out[out_known.slices] = known_pixels
     return out
 
@@ -173,10 +173,14 @@ def _axis_map(length: int, dst: tuple[int, int], src: tuple[float, float, float,
     return (np.interp(centres, out_knots, src_knots) - 0.5).astype(np.float32)
 
 
-def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, feather: int) -> np.ndarray:
-    """Blend the known region's edge pixels (extended outwards) into the border near the rectangle.
+def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, feather: int,
+                     detail: float = 1.0) -> np.ndarray:
+    """Blend the known region's edge (extended outwards) into the border near the rectangle.
 
-    Weight of the edge colour at distance d (pixels) outside the rectangle: 1 - d / (feather + 1).
+    Weight of the extended edge at distance d (pixels) outside the rectangle: 1 - d / (feather + 1). The extension
+    is the edge line blurred along its length (sigma ``detail``) plus its fine detail fading out over ``detail``
+    pixels: copying the edge pixels as they are would draw streaks (every grass blade on the edge stretched across
+    the band) into a border that has no detail finer than ``detail`` output pixels, the upscale from the canvas.
     """
     out = border.copy()
     if feather <= 0:
@@ -184,15 +188,32 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
     height, width = out.shape[:2]
     y0, y1 = max(known.y0 - feather, 0), min(known.y1 + feather, height)
     x0, x1 = max(known.x0 - feather, 0), min(known.x1 + feather, width)
-    ys, xs = np.arange(y0, y1), np.arange(x0, x1)
-    dy = np.maximum(np.maximum(known.y0 - ys, ys - (known.y1 - 1)), 0).astype(np.float32)
-    dx = np.maximum(np.maximum(known.x0 - xs, xs - (known.x1 - 1)), 0).astype(np.float32)
-    distance = np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)
-    weight = np.clip(1.0 - distance / (feather + 1), 0.0, 1.0)[..., None]
-    # nearest known pixel for every band pixel (the source's edge, extended outwards)
-    iy = np.clip(ys - known.y0, 0, known.h - 1)
-    ix = np.clip(xs - known.x0, 0, known.w - 1)
-    edge = known_pixels[iy[:, None], ix[None, :]].astype(np.float32)
-    band = out[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = np.clip(np.rint(weight * edge + (1.0 - weight) * band), 0, 255).astype(np.uint8)
+    pixels = known_pixels.reshape(known.h, known.w, -1).astype(np.float32)
+
+    def blur(line: np.ndarray) -> np.ndarray:  # [length, C] blurred along its length
+        return cv2.GaussianBlur(line[None], (0, 0), sigmaX=detail, borderType=cv2.BORDER_REPLICATE).reshape(line.shape)
+
+    # the band outside the rectangle in four strips (corners with the top and bottom ones), each with the edge line
+    # it extends: (rows, columns, sharp line, blurred line, whether the line runs along the rows)
+    strips = [(range(y0, known.y0), range(x0, x1), pixels[0]), (range(known.y1, y1), range(x0, x1), pixels[-1]),
+              (range(known.y0, known.y1), range(x0, known.x0), pixels[:, 0]),
+              (range(known.y0, known.y1), range(known.x1, x1), pixels[:, -1])]
+    for index, (rows, cols, line) in enumerate(strips):
+        if not rows or not cols:
+            continue
+        ys, xs = np.asarray(rows), np.asarray(cols)
+        dy = np.maximum(np.maximum(known.y0 - ys, ys - (known.y1 - 1)), 0).astype(np.float32)
+        dx = np.maximum(np.maximum(known.x0 - xs, xs - (known.x1 - 1)), 0).astype(np.float32)
+        distance = np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)[..., None]
+        weight = np.clip(1.0 - distance / (feather + 1), 0.0, 1.0)
+        keep_detail = np.clip(1.0 - distance / (detail + 1), 0.0, 1.0)
+        # nearest edge pixel of every band pixel: along the line by column (top, bottom) or by row (left, right)
+        along = np.clip(xs - known.x0, 0, known.w - 1)[None, :] if index < 2 else \
+            np.clip(ys - known.y0, 0, known.h - 1)[:, None]
+        sharp, smooth = line[along], blur(line)[along]
+        extension = smooth + keep_detail * (sharp - smooth)
+        strip = out[rows.start : rows.stop, cols.start : cols.stop].astype(np.float32).reshape(extension.shape)
+        blended = np.rint(weight * extension + (1.0 - weight) * strip).clip(0, 255).astype(np.uint8)
+        out[rows.start : rows.stop, cols.start : cols.stop] = blended.reshape(out[rows.start : rows.stop,
+                                                                                   cols.start : cols.stop].shape)
     return out
