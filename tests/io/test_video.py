@@ -424,3 +424,43 @@ def test_writer_gives_the_same_file_whatever_the_pace_of_frames(tmp_path):
                 writer.write(frame)
         contents.add((tmp_path / f"out{run}.mp4").read_bytes())
     assert len(contents) == 1
+
+
+# --- reading from far into a file: seeking -------------------------------------------------------------------
+
+
+def _short_gop_clip(path, frames: int = 300) -> None:
+    """An MP4 with a key frame every 12 frames and B-frames (packets out of presentation order), every frame
+    different."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"g": "12", "bf": "3", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            frame = np.zeros((48, 64, 3), np.uint8)
+            frame[:, :] = (i % 256, (i * 7) % 256, (i // 3) % 256)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize("start, end", [(100, 110), (251, 262), (299, None), (137, 300)])
+def test_a_range_far_into_a_file_is_read_by_seeking_and_gives_the_same_frames(tmp_path, monkeypatch, start, end):
+    import m3ddm.io.video as video
+
+    path = tmp_path / "gop.mp4"
+    _short_gop_clip(path)
+    every = list(iter_frames(path))
+    decoded = []
+    plain = video._decoded_frames
+
+    def counted(*args):
+        for frame in plain(*args):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(video, "_decoded_frames", counted)
+    got = list(iter_frames(path, start, end))
+    assert len(got) == len(every[start:end])
+    assert all(np.array_equal(a, b) for a, b in zip(got, every[start:end], strict=True))
+    assert len(decoded) < len(got) + 2 * 12, "decoding starts at the key frame before the range, not at frame 0"
+    picked = [min(start + 5, len(every) - 1), start]  # any order, one pass
+    assert all(np.array_equal(a, every[i]) for a, i in zip(read_frames(path, picked), picked, strict=True))

@@ -51,6 +51,11 @@ H264_ENCODERS = (
 # off, so its SIMD code reads memory it does not own). It costs a few percent of bitrate at the same CRF.
 ENCODER_THREADS = 2
 X264_PARAMS = "mbtree=0"
+# Reading from frame SEEK_FROM_FRAME on, the reader seeks instead of decoding every frame before (a few key-frame
+# intervals: below that a seek saves little); B-frames put packet timestamps out of order by far fewer than
+# _REORDER_MARGIN places.
+SEEK_FROM_FRAME = 100
+_REORDER_MARGIN = 64
 
 
 @dataclass(frozen=True)
@@ -359,13 +364,59 @@ def iter_frames(path: str | os.PathLike, start: int = 0, end: int | None = None)
 def _iter_rgb(container, stream, path: Path, start: int, end: int | None) -> Iterator[np.ndarray]:
     with container:
         orientation = None
-        for index, frame in enumerate(_decoded_frames(container, stream, path)):
+        for index, frame in _indexed_frames(container, stream, path, start):
             if orientation is None:
                 orientation = frame_orientation(frame, stream)
             if end is not None and index >= end:
                 return
-            if index >= start:
-                yield _to_rgb(frame, orientation)
+            yield _to_rgb(frame, orientation)
+
+
+def _indexed_frames(container, stream, path: Path, start: int,
+                    seek: bool = True) -> Iterator[tuple[int, av.VideoFrame]]:
+    """``(index, frame)`` for every decoded frame from ``start`` on (index = place in decoding order from 0).
+
+    Far into a file (``--start`` in a long video) it seeks to the key frame before frame ``start`` instead of
+    decoding everything before it. The frame is found by its timestamp: the ``start``-th smallest packet timestamp
+    of the stream, read without decoding. Where that cannot be done exactly (no timestamps, a seek that lands
+    elsewhere), it decodes from the beginning as for a small ``start``.
+    """
+    target = _timestamp_of(container, stream, start) if seek and start >= SEEK_FROM_FRAME else None
+    if target is not None:
+        container.seek(target, stream=stream, backward=True, any_frame=False)
+        frames = _decoded_frames(container, stream, path)
+        for frame in frames:
+            if frame.pts is not None and frame.pts < target:
+                continue  # between the key frame and the one asked for
+            if frame.pts == target:
+                yield start, frame
+                yield from enumerate(frames, start + 1)
+                return
+            break  # the seek did not land before the frame: read the file from its beginning
+        with _open_input(path) as fresh:
+            yield from _indexed_frames(fresh, _video_stream(fresh, path), path, start, seek=False)
+        return
+    for index, frame in enumerate(_decoded_frames(container, stream, path)):
+        if index >= start:
+            yield index, frame
+
+
+def _timestamp_of(container, stream, index: int) -> int | None:
+    """The presentation timestamp of frame ``index`` from the packets alone (no decoding), or None when some
+    packet has none. Packets come in decoding order, whose timestamps are out of order only within a few frames
+    (B-frames): after ``index + 1 + _REORDER_MARGIN`` packets the ``index``-th smallest is final."""
+    stamps = []
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the demuxer's closing empty packet
+            continue
+        if packet.pts is None:
+            return None
+        stamps.append(packet.pts)
+        if len(stamps) > index + _REORDER_MARGIN:
+            break
+    if len(stamps) <= index:
+        return None
+    return sorted(stamps)[index]
 
 
 def _to_rgb(frame: av.VideoFrame, orientation: tuple[int, bool]) -> np.ndarray:
@@ -392,7 +443,7 @@ def read_frames(path: str | os.PathLike, indices: Iterable[int]) -> list[np.ndar
     with container:
         stream = _video_stream(container, path)
         orientation = None
-        for index, frame in enumerate(_decoded_frames(container, stream, path)):
+        for index, frame in _indexed_frames(container, stream, path, min(requested)):
             orientation = orientation or frame_orientation(frame, stream)
             if index in wanted:
                 found[index] = _to_rgb(frame, orientation)
