@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Reproduce the shipped default model (src/m3ddm/weights/default) from scratch on a CPU.
-# Run from the repository root:  bash scripts/train_default_model.sh
-# Work files go to runs/default/ (git-ignored). Uses one torch thread throughout.
+# Reproduce the v3 default model (shipped until 2026-12-06; v4 replaced it: scripts/train_default_model_v4.sh) from
+# scratch on a CPU. Run from the repository root:  bash scripts/train_default_model.sh
+# Work files go to runs/default/ (git-ignored), the pipeline folder to runs/default/pipe. One torch thread throughout.
 set -euo pipefail
 export OMP_NUM_THREADS=1  # one torch thread everywhere (the codec trainer and the config also say so)
 PY=${PY:-.venv/bin/python}
@@ -50,7 +50,7 @@ PYEOF
 STRENGTH=${STRENGTH:-0.2}
 GUIDANCE=${GUIDANCE:-1,1}
 SIZE=${SIZE:-160}
-"$PY" - "$WORK/unet" src/m3ddm/weights/default "$WORK/codec/training.json" "$STRENGTH" "$GUIDANCE" "$SIZE" <<'PYEOF'
+"$PY" - "$WORK/unet" "$WORK/pipe" "$WORK/codec/training.json" "$STRENGTH" "$GUIDANCE" "$SIZE" <<'PYEOF'
 import json
 import shutil
 import sys
@@ -82,4 +82,3 @@ with atomic_path(out) as tmp:
         (tmp / "MODEL_CARD.md").write_text(card_text)
 print("wrote", out, sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6, "MB")
 PYEOF
-chmod -R a+rX src/m3ddm/weights/default  # package data readable by everyone
