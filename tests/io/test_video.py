@@ -464,3 +464,11 @@ def test_a_range_far_into_a_file_is_read_by_seeking_and_gives_the_same_frames(tm
     assert len(decoded) < len(got) + 2 * 12, "decoding starts at the key frame before the range, not at frame 0"
     picked = [min(start + 5, len(every) - 1), start]  # any order, one pass
     assert all(np.array_equal(a, every[i]) for a, i in zip(read_frames(path, picked), picked, strict=True))
+
+
+def test_a_frame_past_the_end_far_into_a_file_is_reported_with_the_true_count(tmp_path):
+    path = tmp_path / "gop.mp4"
+    _short_gop_clip(path, frames=150)
+    with pytest.raises(ValueError, match="has 150 frames; frame 400 does not exist"):
+        read_frames(path, [120, 400])
+    assert list(iter_frames(path, 200, 210)) == []

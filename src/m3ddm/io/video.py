@@ -377,13 +377,27 @@ def _indexed_frames(container, stream, path: Path, start: int,
     """``(index, frame)`` for every decoded frame from ``start`` on (index = place in decoding order from 0).
 
     Far into a file (``--start`` in a long video) it seeks to the key frame before frame ``start`` instead of
-    decoding everything before it. The frame is found by its timestamp: the ``start``-th smallest packet timestamp
-    of the stream, read without decoding. Where that cannot be done exactly (no timestamps, a seek that lands
-    elsewhere), it decodes from the beginning as for a small ``start``.
-    """
-    target = _timestamp_of(container, stream, start) if seek and start >= SEEK_FROM_FRAME else None
+    decoding everything before it (:func:`_seeked_frames`)."""
+    if seek and start >= SEEK_FROM_FRAME:
+        yield from _seeked_frames(container, stream, path, start)
+        return
+    for index, frame in enumerate(_decoded_frames(container, stream, path)):
+        if index >= start:
+            yield index, frame
+
+
+def _seeked_frames(container, stream, path: Path, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Frame ``start`` is found by its timestamp: the ``start``-th smallest packet timestamp of the stream, read
+    without decoding; the file is seeked to the key frame before it. Where that cannot be done exactly (packets
+    without timestamps, too few frames, a seek that fails or lands elsewhere), the file is opened again and
+    decoded from its beginning, as for a small ``start``."""
+    target = _timestamp_of(container, stream, start)
     if target is not None:
-        container.seek(target, stream=stream, backward=True, any_frame=False)
+        try:
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            target = None
+    if target is not None:
         frames = _decoded_frames(container, stream, path)
         for frame in frames:
             if frame.pts is not None and frame.pts < target:
@@ -392,13 +406,10 @@ def _indexed_frames(container, stream, path: Path, start: int,
                 yield start, frame
                 yield from enumerate(frames, start + 1)
                 return
-            break  # the seek did not land before the frame: read the file from its beginning
-        with _open_input(path) as fresh:
-            yield from _indexed_frames(fresh, _video_stream(fresh, path), path, start, seek=False)
-        return
-    for index, frame in enumerate(_decoded_frames(container, stream, path)):
-        if index >= start:
-            yield index, frame
+            break
+    # this opening has been read into (and maybe seeked): start over on a fresh one
+    with _open_input(path) as fresh:
+        yield from _indexed_frames(fresh, _video_stream(fresh, path), path, start, seek=False)
 
 
 def _timestamp_of(container, stream, index: int) -> int | None:
@@ -406,14 +417,17 @@ def _timestamp_of(container, stream, index: int) -> int | None:
     packet has none. Packets come in decoding order, whose timestamps are out of order only within a few frames
     (B-frames): after ``index + 1 + _REORDER_MARGIN`` packets the ``index``-th smallest is final."""
     stamps = []
-    for packet in container.demux(stream):
-        if packet.size == 0:  # the demuxer's closing empty packet
-            continue
-        if packet.pts is None:
-            return None
-        stamps.append(packet.pts)
-        if len(stamps) > index + _REORDER_MARGIN:
-            break
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's closing empty packet
+                continue
+            if packet.pts is None:
+                return None
+            stamps.append(packet.pts)
+            if len(stamps) > index + _REORDER_MARGIN:
+                break
+    except av.error.FFmpegError:  # a damaged file: the sequential decoding skips or reports what it can
+        return None
     if len(stamps) <= index:
         return None
     return sorted(stamps)[index]
