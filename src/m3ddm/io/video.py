@@ -453,7 +453,6 @@ def read_frames(path: str | os.PathLike, indices: Iterable[int]) -> list[np.ndar
     path = Path(path)
     container = _open_input(path)
     found: dict[int, np.ndarray] = {}
-    decoded = 0
     with container:
         stream = _video_stream(container, path)
         orientation = None
@@ -461,11 +460,10 @@ def read_frames(path: str | os.PathLike, indices: Iterable[int]) -> list[np.ndar
             orientation = orientation or frame_orientation(frame, stream)
             if index in wanted:
                 found[index] = _to_rgb(frame, orientation)
-            decoded = index + 1
             if index >= last:
                 break
-    if last not in found:
-        raise ValueError(f"{path} has {decoded} frames; frame {last} does not exist")
+    if last not in found:  # (frames before the first requested one may not have been decoded: count them all)
+        raise ValueError(f"{path} has {count_frames(path)} frames; frame {last} does not exist")
     return [found[i] for i in requested]
 
 
