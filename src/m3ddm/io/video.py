@@ -440,7 +440,7 @@ def _to_rgb(frame: av.VideoFrame, orientation: tuple[int, bool]) -> np.ndarray:
 
 
 def read_frames(path: str | os.PathLike, indices: Iterable[int]) -> list[np.ndarray]:
-    """Frames at ``indices`` (any order, repeats allowed) from one sequential decoding pass.
+    """Frames at ``indices`` (any order, repeats allowed) from one decoding pass (seeking far into a file).
 
     Only the requested frames are converted to RGB and kept; decoding stops after the last one.
     """
