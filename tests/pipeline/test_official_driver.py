@@ -23,7 +23,10 @@ import pytest
 import torch
 from diffusers import PNDMScheduler
 
+from cli_runs import Crash, crash_in_process, run_cli
+from m3ddm.io import write_video
 from m3ddm.io.arrays import ArraySource
+from m3ddm.jobs import outpaint_file
 from m3ddm.pipeline import GenerationHooks, M3DDMPipeline, OutpaintOptions
 
 SEED = 6  # the driver's default --seed
@@ -147,11 +150,18 @@ def reference_driver(frames: np.ndarray, fps: float, ratio: tuple[int, int], une
 
 
 @pytest.fixture(scope="module")
-def official_pipeline(tmp_path_factory, tiny_pipeline) -> M3DDMPipeline:
+def official_folders(tmp_path_factory, tiny_pipeline) -> tuple[str, str]:
+    """The tiny UNet and codec as separate folders, as the released checkpoint comes (``--unet DIR --vae DIR``)."""
     folder = tmp_path_factory.mktemp("official")
     tiny_pipeline.unet.save_pretrained(folder / "unet")
     tiny_pipeline.vae.save_pretrained(folder / "vae")
-    return M3DDMPipeline.load(unet=folder / "unet", vae=folder / "vae")
+    return str(folder / "unet"), str(folder / "vae")
+
+
+@pytest.fixture(scope="module")
+def official_pipeline(official_folders) -> M3DDMPipeline:
+    unet, vae = official_folders
+    return M3DDMPipeline.load(unet=unet, vae=vae)
 
 
 def _clip(total: int) -> np.ndarray:
@@ -223,3 +233,34 @@ def test_guides_show_their_regeneration_and_a_resumed_run_keeps_it(official_pipe
     assert (full[0] - stored["latents"][0]).abs().max() > 1e-3
     fresh = [f for f in range(31) if f not in (0, 15, 30)]  # frames no later window re-generates
     assert torch.equal(full[fresh], stored["latents"][fresh])
+
+
+@pytest.mark.slow
+def test_an_interrupted_official_run_resumed_through_the_cli_writes_the_same_file(official_folders, tmp_path):
+    """The user's file: an ``--official-compat`` run crashed after two windows and resumed with ``--resume`` is the
+    same file, byte for byte, as the uninterrupted run (the frames shown by guide windows are in the saved state)."""
+    unet, vae = official_folders
+    video = tmp_path / "in.mp4"
+    write_video(video, list(_clip(31)), 24, crf=12)
+    common = [str(video), "--ratio", "9:16", "--unet", unet, "--vae", vae, "--official-compat", "--scheduler", "pndm",
+              "--steps", str(STEPS), "--size", str(SIDE), "--seed", str(SEED), "--strides", "15,1",
+              "--batch-windows", "1", "--quiet", "--threads", "1"]
+    whole = run_cli("outpaint", *common, "-o", str(tmp_path / "whole.mp4"))
+    assert whole.returncode == 0, whole.stderr
+    seen = []
+
+    def crash_after_two(window):  # the key-frame window and the first stride-1 window
+        seen.append(window.id)
+        if len(seen) == 2:
+            raise Crash
+
+    options = OutpaintOptions(ratio=9 / 16, official_compat=True, canvas="square", scheduler="pndm", steps=STEPS,
+                              size=SIDE, seed=SEED, strides=(15, 1), batch_windows=1)
+    pipe = M3DDMPipeline.load(unet=unet, vae=vae)
+    crash_in_process(lambda: outpaint_file(pipe, video, tmp_path / "resumed.mp4", options, work_dir=tmp_path / "work",
+                                           on_window=crash_after_two))
+    assert not (tmp_path / "resumed.mp4").exists()
+    resumed = run_cli("outpaint", *common, "--work-dir", str(tmp_path / "work"), "--resume",
+                      "-o", str(tmp_path / "resumed.mp4"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "resumed.mp4").read_bytes() == (tmp_path / "whole.mp4").read_bytes()
