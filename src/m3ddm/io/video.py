@@ -46,9 +46,10 @@ H264_ENCODERS = (
 )
 # libx264 settings that make the same frames give the same file, on any machine and whatever the pace, batching or
 # process count. A fixed thread count: "auto" follows the machine's cores. And no macroblock-tree rate control: with
-# it, the same frames encoded twice in one process gave other bitstreams now and then (14 distinct files in 60 runs
-# of a 60-frame clip, up to 40 levels apart after decoding; 1 in 60 without it, and 1 with the assembly switched
-# off, so its SIMD code reads memory it does not own). It costs a few percent of bitrate at the same CRF.
+# it, the same frames encoded twice in one process gave other bitstreams (14 distinct files in 60 runs of a 60-frame
+# clip, up to 40 levels apart after decoding; 24 in 40 on 2026-12-06); without it 40 of 40 were identical. It costs a
+# few percent of bitrate at the same CRF. (The frames themselves must be the same too: see the contiguous latents in
+# pipeline.generate.)
 ENCODER_THREADS = 2
 X264_PARAMS = "mbtree=0"
 # Reading from frame SEEK_FROM_FRAME on, the reader seeks instead of decoding every frame before (a few key-frame
