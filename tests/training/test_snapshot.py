@@ -41,6 +41,14 @@ def test_snapshot_then_warm_start_continues_the_run(tiny_config, tiny_dict, tmp_
     raw_state, ema_state = raw.state_dict(), averaged.state_dict()
     assert any(not torch.equal(raw_state[k], ema_state[k]) for k in raw_state)  # two different copies
 
+    # a new snapshot into the same folder keeps what lives beside it (the committed codec and README)
+    (snap / "vae").mkdir()
+    (snap / "vae" / "LICENSE").write_text("MIT")
+    (snap / "README.md").write_text("state of the campaign")
+    assert main(["train", "--snapshot", str(first), str(snap)]) == 0
+    assert (snap / "vae" / "LICENSE").read_text() == "MIT" and (snap / "README.md").is_file()
+    assert read_snapshot(snap).step == 2
+
     second = tmp_path / "second"
     seen = []
     result = train(config, output_dir=second, max_steps=4, warm_start=snap,

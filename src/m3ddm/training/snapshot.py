@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -86,6 +87,9 @@ def make_snapshot(checkpoint: str | os.PathLike, out: str | os.PathLike, dtype: 
     out = Path(out)
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
+        for entry in out.iterdir() if out.is_dir() else ():  # what lives beside a snapshot (a codec, a README) stays
+            if entry.name not in (RAW_FOLDER, EMA_FOLDER, SNAPSHOT_FILE):
+                (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, tmp / entry.name)
         save_pretrained_as(unet, tmp / RAW_FOLDER, dtype)
         if ema is not None:
             _load_ema_into(unet, ema)
