@@ -71,10 +71,12 @@ def load_pipeline(model_dir: str, device: str = "cpu", reuse: bool = False):
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"WxH"`` -> (W, H)."""
+    """``"WxH"`` -> (W, H): the size of a synthetic H.264 (yuv420p) clip, so both sides even and at least 8."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
     if not match or min(int(match.group(1)), int(match.group(2))) < 8:
         raise UserError(f"a size must look like WIDTHxHEIGHT with sides of at least 8 pixels, got {text!r}")
+    if int(match.group(1)) % 2 or int(match.group(2)) % 2:
+        raise UserError(f"the synthetic clip is H.264 (yuv420p): its sides must be even, got {text!r}")
     return int(match.group(1)), int(match.group(2))
 
 
