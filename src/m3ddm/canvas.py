@@ -188,7 +188,7 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
     height, width = out.shape[:2]
     y0, y1 = max(known.y0 - feather, 0), min(known.y1 + feather, height)
     x0, x1 = max(known.x0 - feather, 0), min(known.x1 + feather, width)
-    pixels = known_pixels.reshape(known.h, known.w, -1).astype(np.float32)
+    pixels = known_pixels.reshape(known.h, known.w, -1)  # only its four edge lines are used (as floats)
 
     def blur(line: np.ndarray) -> np.ndarray:  # [length, C] blurred along its length
         return cv2.GaussianBlur(line[None], (0, 0), sigmaX=detail, borderType=cv2.BORDER_REPLICATE).reshape(line.shape)
@@ -211,6 +211,7 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
         # the nearest edge pixel of every band pixel (the corner pixel for the corners)
         nearest = np.clip(xs - known.x0, 0, known.w - 1)[None, :] if along_columns else \
             np.clip(ys - known.y0, 0, known.h - 1)[:, None]
+        line = line.astype(np.float32)
         sharp, smooth = line[nearest], blur(line)[nearest]
         extension = smooth + keep_detail * (sharp - smooth)
         target = out[rows.start : rows.stop, cols.start : cols.stop]  # a view: written in place

@@ -40,3 +40,17 @@ def test_the_command_prints_the_table_and_the_verdict(tiny_dir, capsys):
                  "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["frames"] == 8 and len(report["stages"]) == len(STAGES) + 2
+
+
+def test_the_clock_times_an_object_method_and_leaves_nothing_behind():
+    from m3ddm.benchmarks.stages import StageClock
+
+    class Model:
+        def denoise(self, x):
+            return x + 1
+
+    model, clock = Model(), StageClock()
+    clock.patch(model, "denoise", "UNet")
+    assert model.denoise(1) == 2 and clock.seconds["UNet"] > 0
+    clock.restore()
+    assert "denoise" not in vars(model) and model.denoise(1) == 2

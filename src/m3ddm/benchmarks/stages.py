@@ -27,7 +27,7 @@ class StageClock:
 
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(STAGES, 0.0)
-        self._restore: list[tuple[object, str, object]] = []
+        self._restore: list[tuple[object, str, object, bool]] = []
 
     def timed(self, stage: str, function: Callable) -> Callable:
         def wrapper(*args, **kwargs):
@@ -57,13 +57,18 @@ class StageClock:
         return wrapper
 
     def patch(self, owner: object, name: str, stage: str, iterator: bool = False) -> None:
+        """Wrap ``owner.name`` (a module's function, a class's method, or one object's method)."""
         original = getattr(owner, name)
-        self._restore.append((owner, name, original))
+        # an object's method lives on its class: the wrapper is then an attribute of the object, removed afterwards
+        self._restore.append((owner, name, original, name in vars(owner)))
         setattr(owner, name, (self.timed_iterator if iterator else self.timed)(stage, original))
 
     def restore(self) -> None:
-        for owner, name, original in reversed(self._restore):
-            setattr(owner, name, original)
+        for owner, name, original, own in reversed(self._restore):
+            if own:
+                setattr(owner, name, original)
+            else:
+                delattr(owner, name)
         self._restore.clear()
 
 
@@ -89,8 +94,6 @@ def stage_clock(pipe) -> Iterator[StageClock]:
         yield clock
     finally:
         clock.restore()
-        with contextlib.suppress(AttributeError):
-            del pipe.unet.denoise  # the instance attribute the patch left; the class's method shows again
 
 
 def bench_stages(
