@@ -6,10 +6,11 @@ from fractions import Fraction
 import pytest
 
 from m3ddm.commands.arguments import (
-    parse_output_size,
+    parse_int_list,
     parse_pad,
     parse_ratio,
     parse_seconds,
+    parse_size,
     parse_strides,
     parse_target_ratios,
 )
@@ -78,9 +79,20 @@ def test_parse_seconds_rejects_nonsense(text):
         parse_seconds(text)
 
 
-def test_parse_output_size():
-    assert parse_output_size("720x1280") == (720, 1280)
-    assert parse_output_size("720X1280") == (720, 1280)
-    for bad in ("720", "axb", "720x1280x3"):
-        with pytest.raises(UserError):
-            parse_output_size(bad)
+def test_parse_size():
+    assert parse_size("720x1280") == (720, 1280)
+    assert parse_size(" 720X1280 ") == (720, 1280)
+    for bad in ("720", "axb", "720x1280x3", "0x10"):
+        with pytest.raises(UserError, match="--output-size"):
+            parse_size(bad)
+    assert parse_size("320x240", "--source-size", minimum=8, even=True) == (320, 240)
+    for bad in ("6x240", "65x48", "64x49"):  # (odd sides: H.264 yuv420p cannot hold them)
+        with pytest.raises(UserError, match="--source-size"):
+            parse_size(bad, "--source-size", minimum=8, even=True)
+
+
+def test_parse_int_list():
+    assert parse_int_list("100, 1000", "--frames") == [100, 1000]
+    for bad in ("10,-1", "", "a"):
+        with pytest.raises(UserError, match="--frames"):
+            parse_int_list(bad, "--frames")

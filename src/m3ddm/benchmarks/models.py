@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -68,26 +67,6 @@ def load_pipeline(model_dir: str, device: str = "cpu", reuse: bool = False):
     if reuse:
         _LOADED[key] = pipe
     return pipe
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"WxH"`` -> (W, H): the size of a synthetic H.264 (yuv420p) clip, so both sides even and at least 8."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
-    if not match or min(int(match.group(1)), int(match.group(2))) < 8:
-        raise UserError(f"a size must look like WIDTHxHEIGHT with sides of at least 8 pixels, got {text!r}")
-    if int(match.group(1)) % 2 or int(match.group(2)) % 2:
-        raise UserError(f"the synthetic clip is H.264 (yuv420p): its sides must be even, got {text!r}")
-    return int(match.group(1)), int(match.group(2))
-
-
-def parse_int_list(text: str, name: str) -> list[int]:
-    try:
-        values = [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise UserError(f"{name} must be whole numbers separated by commas, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise UserError(f"{name} must be positive whole numbers separated by commas, got {text!r}")
-    return values
 
 
 def synthetic_frames(num_frames: int, width: int, height: int) -> np.ndarray:

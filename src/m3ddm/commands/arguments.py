@@ -85,13 +85,30 @@ def parse_seconds(text: str) -> Fraction:
     return Fraction(secs) + 60 * int(minutes or 0) + 3600 * int(hours or 0)
 
 
-def parse_output_size(text: str) -> tuple[int, int]:
-    """``"720x1280"`` -> (width, height)."""
+_SIZE = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")
+
+
+def parse_size(text: str, name: str = "--output-size", *, minimum: int = 1, even: bool = False) -> tuple[int, int]:
+    """``"720x1280"`` -> (width, height); ``even``: both sides even (an H.264 yuv420p clip to be written)."""
+    match = _SIZE.fullmatch(str(text))
+    if not match or min(int(match.group(1)), int(match.group(2))) < minimum:
+        raise UserError(f"{name} must look like WIDTHxHEIGHT (such as 720x1280) with sides of at least {minimum} "
+                        f"pixels, got {text!r}")
+    width, height = int(match.group(1)), int(match.group(2))
+    if even and (width % 2 or height % 2):
+        raise UserError(f"{name}: the clip is H.264 (yuv420p), so both sides must be even, got {text!r}")
+    return width, height  # an output size is checked against the target by the geometry
+
+
+def parse_int_list(text: str, name: str) -> list[int]:
+    """``"100, 1000"`` -> [100, 1000]: positive whole numbers separated by commas."""
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
+        values = [int(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"--output-size must look like 720x1280, got {text!r}") from None
-    return w, h  # checked against the target by the geometry
+        raise UserError(f"{name} must be whole numbers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise UserError(f"{name} must be positive whole numbers separated by commas, got {text!r}")
+    return values
 
 
 def parse_border(text: str) -> tuple[float, float, float, float]:

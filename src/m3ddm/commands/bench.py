@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 
-from m3ddm.commands.arguments import parse_ratio
+from m3ddm.commands.arguments import parse_int_list, parse_ratio, parse_size
 
+
+def _source_size(args: argparse.Namespace) -> tuple[int, int]:
+    """--source-size of the synthetic H.264 clip: even sides of at least 8 pixels."""
+    return parse_size(args.source_size, "--source-size", minimum=8, even=True)
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -156,11 +160,10 @@ def run_unet(args: argparse.Namespace) -> int:
 
 def run_memory(args: argparse.Namespace) -> int:
     from m3ddm.benchmarks.memory import COLUMNS, bench_memory
-    from m3ddm.benchmarks.models import parse_int_list, parse_size
     from m3ddm.benchmarks.table import format_table
 
     result = bench_memory(parse_int_list(args.frames, "--frames"), model=args.model,
-                          source_size=parse_size(args.source_size), ratio=parse_ratio(args.ratio), size=args.size,
+                          source_size=_source_size(args), ratio=parse_ratio(args.ratio), size=args.size,
                           steps=args.steps, device=args.device, threads=args.threads,
                           isolated=not args.in_process, limit=args.limit)
     if args.json:
@@ -177,7 +180,6 @@ def run_memory(args: argparse.Namespace) -> int:
 
 
 def run_official(args: argparse.Namespace) -> int:
-    from m3ddm.benchmarks.models import parse_size
     from m3ddm.benchmarks.official import (
         CONFIG_COLUMNS,
         LEVER_COLUMNS,
@@ -193,7 +195,7 @@ def run_official(args: argparse.Namespace) -> int:
             print(f"  {name}: {result['wall_s']:.1f} s", file=sys.stderr, flush=True)
 
     report = bench_official(
-        model=args.model, input_path=args.input, frames=args.frames, source_size=parse_size(args.source_size),
+        model=args.model, input_path=args.input, frames=args.frames, source_size=_source_size(args),
         ratio=parse_ratio(args.ratio), size=args.size, seed=args.seed, steps_scale=args.steps_scale,
         official_steps=args.official_steps,
         fast_steps=args.fast_steps, ours_steps=args.ours_steps, with_levers=not args.no_levers,
@@ -240,11 +242,10 @@ def run_schedulers(args: argparse.Namespace) -> int:
 
 
 def run_stages(args: argparse.Namespace) -> int:
-    from m3ddm.benchmarks.models import parse_size
     from m3ddm.benchmarks.stages import bench_stages
     from m3ddm.benchmarks.table import format_table
 
-    result = bench_stages(model=args.model, frames=args.frames, source_size=parse_size(args.source_size),
+    result = bench_stages(model=args.model, frames=args.frames, source_size=_source_size(args),
                           ratio=parse_ratio(args.ratio), repeats=args.repeats, threads=args.threads,
                           device=args.device)
     if args.json:

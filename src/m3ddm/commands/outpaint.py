@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from m3ddm.commands.arguments import (
-    parse_output_size,
     parse_pad,
     parse_ratio,
     parse_seconds,
+    parse_size,
     parse_strides,
     parse_target_ratios,
 )
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
         ratios=parse_target_ratios(args.ratio) if several else (),
         pad=parse_pad(args.pad) if args.pad is not None else None, size=args.size,
         canvas=args.canvas or ("square" if args.official_compat else "target"),
-        output_size=parse_output_size(args.output_size) if args.output_size is not None else None,
+        output_size=parse_size(args.output_size) if args.output_size is not None else None,
         official_output=args.official_output, scheduler=args.scheduler, steps=args.steps,
         strides=parse_strides(args.strides) if args.strides is not None else None,
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
