@@ -144,6 +144,28 @@ def test_feather_carries_the_edge_colour_but_not_its_fine_detail_across_the_band
     assert abs(out[y0 - band // 2, columns, 0].mean() - 164) < 3, "the edge's mean colour is carried"
 
 
+def test_feather_mirrors_the_edge_texture_instead_of_stretching_it_into_streaks():
+    """Within the first canvas pixel outside the edge the source's texture hands over to the border; it must be the
+    source's texture mirrored, not the edge line repeated (which draws short streaks, one per grass blade)."""
+    g = plan_geometry(90, 160, pad=Pad(0, 45, 0, 45, "pixel"), size=48)
+    upscale = g.output_known.w / g.known.w
+    assert upscale > 3
+    source = np.random.default_rng(0).integers(60, 200, (90, 160, 3)).astype(np.uint8)  # texture everywhere
+    generated = np.full((g.canvas_h, g.canvas_w, 3), 130, dtype=np.uint8)
+    out = compose(source, generated, g, feather=4, colour_match=False).astype(float)
+    y0, y1 = g.output_known.y0, g.output_known.y1
+    columns = slice(g.output_known.x0 + 10, g.output_known.x1 - 10)
+
+    def correlation(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+    # two rows a pixel and three pixels above the edge: a repeated edge line makes them the same texture
+    assert abs(correlation(out[y0 - 1, columns], out[y0 - 3, columns])) < 0.3, "streaks above"
+    assert abs(correlation(out[y1, columns], out[y1 + 2, columns])) < 0.3, "streaks below"
+    assert correlation(out[y0 - 3, columns], source[2, columns]) > 0.8, "the mirror image of the source"
+    assert correlation(out[y1 + 2, columns], source[-3, columns]) > 0.8
+
+
 def test_colour_match_continues_the_source_across_the_seam():
     """The decoded canvas renders the known region shifted in colour (a codec's drift); the border carries the same
     shift. Colour matching removes the step at the seam, leaves the source untouched and the far border as

@@ -178,13 +178,58 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
     """Blend the known region's edge (extended outwards) into the border near the rectangle.
 
     Weight of the extended edge at distance d (pixels) outside the rectangle: 1 - d / (feather + 1). The extension
-    is the edge line blurred along its length (sigma ``detail``) plus its fine detail fading out over ``detail``
-    pixels: copying the edge pixels as they are would draw streaks (every grass blade on the edge stretched across
-    the band) into a border that has no detail finer than ``detail`` output pixels, the upscale from the canvas.
+    is the edge line blurred along its length (sigma ``detail``) plus fine detail fading out over ``detail`` pixels,
+    the detail of the source *mirrored* across the edge: copying the edge pixels outwards would stretch every grass
+    blade on the edge into a streak, and the border has no detail finer than ``detail`` output pixels (the upscale
+    from the canvas), so the source's own texture has to hand over to it within that distance.
     """
     out = border.copy()
     if feather <= 0:
         return out
+    height, width = out.shape[:2]
+    y0, y1 = max(known.y0 - feather, 0), min(known.y1 + feather, height)
+    x0, x1 = max(known.x0 - feather, 0), min(known.x1 + feather, width)
+    pixels = known_pixels.reshape(known.h, known.w, -1)
+    depth = int(np.ceil(detail))  # how far the mirrored detail reaches (it has faded out beyond)
+
+    def blur(line: np.ndarray) -> np.ndarray:  # [length, C] blurred along its length
+        return cv2.GaussianBlur(line[None], (0, 0), sigmaX=detail, borderType=cv2.BORDER_REPLICATE).reshape(line.shape)
+
+    def mirrored(outside: np.ndarray, size: int, far_side: bool) -> np.ndarray:
+        """Index of the known line that mirrors the line ``outside`` pixels beyond the edge (1 = next to it)."""
+        inside = np.clip(outside - 1, 0, min(depth, size - 1))
+        return size - 1 - inside if far_side else inside
+
+    # the band outside the rectangle in four strips (the corners go with the top and bottom ones): rows, columns,
+    # and whether the strip lies above/below the rectangle (its edge line runs along the columns) and on its far side
+    strips = [(range(y0, known.y0), range(x0, x1), True, False), (range(known.y1, y1), range(x0, x1), True, True),
+              (range(known.y0, known.y1), range(x0, known.x0), False, False),
+              (range(known.y0, known.y1), range(known.x1, x1), False, True)]
+    for rows, cols, along_columns, far_side in strips:
+        if not rows or not cols:
+            continue
+        ys, xs = np.asarray(rows), np.asarray(cols)
+        dy = np.maximum(np.maximum(known.y0 - ys, ys - (known.y1 - 1)), 0)
+        dx = np.maximum(np.maximum(known.x0 - xs, xs - (known.x1 - 1)), 0)
+        distance = np.sqrt(dy[:, None] ** 2.0 + dx[None, :] ** 2.0).astype(np.float32)[..., None]
+        weight = np.clip(1.0 - distance / (feather + 1), 0.0, 1.0)
+        keep_detail = np.clip(1.0 - distance / (detail + 1), 0.0, 1.0)
+        # along the edge: the nearest edge position (the corner one for the corners); across it: the mirror image
+        along_x, along_y = np.clip(xs - known.x0, 0, known.w - 1), np.clip(ys - known.y0, 0, known.h - 1)
+        if along_columns:
+            line = pixels[-1 if far_side else 0].astype(np.float32)
+            smooth = blur(line)[along_x][None, :]
+            sharp = pixels[mirrored(dy, known.h, far_side)[:, None], along_x[None, :]].astype(np.float32)
+        else:
+            line = pixels[:, -1 if far_side else 0].astype(np.float32)
+            smooth = blur(line)[along_y][:, None]
+            sharp = pixels[along_y[:, None], mirrored(dx, known.w, far_side)[None, :]].astype(np.float32)
+        extension = smooth + keep_detail * (sharp - smooth)
+        target = out[rows.start : rows.stop, cols.start : cols.stop]  # a view: written in place
+        current = target.astype(np.float32).reshape(extension.shape)
+        target[...] = np.rint(weight * extension + (1.0 - weight) * current).clip(0, 255).astype(np.uint8).reshape(
+            target.shape)
+    return out
     height, width = out.shape[:2]
     y0, y1 = max(known.y0 - feather, 0), min(known.y1 + feather, height)
     x0, x1 = max(known.x0 - feather, 0), min(known.x1 + feather, width)
