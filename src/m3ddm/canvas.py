@@ -230,37 +230,3 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
         target[...] = np.rint(weight * extension + (1.0 - weight) * current).clip(0, 255).astype(np.uint8).reshape(
             target.shape)
     return out
-    height, width = out.shape[:2]
-    y0, y1 = max(known.y0 - feather, 0), min(known.y1 + feather, height)
-    x0, x1 = max(known.x0 - feather, 0), min(known.x1 + feather, width)
-    pixels = known_pixels.reshape(known.h, known.w, -1)  # only its four edge lines are used (as floats)
-
-    def blur(line: np.ndarray) -> np.ndarray:  # [length, C] blurred along its length
-        return cv2.GaussianBlur(line[None], (0, 0), sigmaX=detail, borderType=cv2.BORDER_REPLICATE).reshape(line.shape)
-
-    # the band outside the rectangle in four strips (the corners go with the top and bottom ones), each with the
-    # edge line it extends and whether that line runs along the columns (top, bottom) or the rows (left, right)
-    strips = [(range(y0, known.y0), range(x0, x1), pixels[0], True),
-              (range(known.y1, y1), range(x0, x1), pixels[-1], True),
-              (range(known.y0, known.y1), range(x0, known.x0), pixels[:, 0], False),
-              (range(known.y0, known.y1), range(known.x1, x1), pixels[:, -1], False)]
-    for rows, cols, line, along_columns in strips:
-        if not rows or not cols:
-            continue
-        ys, xs = np.asarray(rows), np.asarray(cols)
-        dy = np.maximum(np.maximum(known.y0 - ys, ys - (known.y1 - 1)), 0).astype(np.float32)
-        dx = np.maximum(np.maximum(known.x0 - xs, xs - (known.x1 - 1)), 0).astype(np.float32)
-        distance = np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)[..., None]
-        weight = np.clip(1.0 - distance / (feather + 1), 0.0, 1.0)
-        keep_detail = np.clip(1.0 - distance / (detail + 1), 0.0, 1.0)
-        # the nearest edge pixel of every band pixel (the corner pixel for the corners)
-        nearest = np.clip(xs - known.x0, 0, known.w - 1)[None, :] if along_columns else \
-            np.clip(ys - known.y0, 0, known.h - 1)[:, None]
-        line = line.astype(np.float32)
-        sharp, smooth = line[nearest], blur(line)[nearest]
-        extension = smooth + keep_detail * (sharp - smooth)
-        target = out[rows.start : rows.stop, cols.start : cols.stop]  # a view: written in place
-        current = target.astype(np.float32).reshape(extension.shape)
-        target[...] = np.rint(weight * extension + (1.0 - weight) * current).clip(0, 255).astype(np.uint8).reshape(
-            target.shape)
-    return out
