@@ -30,7 +30,7 @@ M3DDM = ".venv/bin/m3ddm"
 
 
 def runs() -> dict[str, Path]:
-    return {"v4 (control)": CONTROL, **{name: WORK / name for name in VARIANTS}}
+    return {"v4": CONTROL, **{name: WORK / name for name in VARIANTS}}  # "v4": the control
 
 
 def train() -> None:
@@ -51,12 +51,12 @@ def train() -> None:
 def evaluate() -> None:
     for name, run in runs().items():
         checkpoint = sorted((run / "checkpoints").iterdir())[-1]
-        pipe = WORK / "pipes" / name.split()[0]
+        pipe = WORK / "pipes" / name
         if not pipe.exists():
             subprocess.run([sys.executable, "scripts/default_model_v4.py", "export", str(checkpoint),
                             "training/default-v4/vae", str(pipe), "default_size=128"], check=True)
         for strength in STRENGTHS:
-            out = WORK / "eval" / f"{name.split()[0]}-strength-{strength}"
+            out = WORK / "eval" / f"{name}-strength-{strength}"
             if (out / "results.json").is_file():
                 continue
             subprocess.run([M3DDM, "evaluate", "--data", str(VALIDATION), "--method", f"m3ddm:{pipe}",
