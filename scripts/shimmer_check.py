@@ -2,7 +2,8 @@
 model at its defaults through the user's path (the written MP4 read back); prints the mean frame-to-frame change
 in the generated border beside the same in the picture. A steady border changes about as little as the picture.
 
-    python scripts/shimmer_check.py [--model DIR ...] [--frames 48] [--out runs/shimmer-check]
+    python scripts/shimmer_check.py [--model DIR ...] [--frames 48] [--out runs/shimmer-check] [--noise-share S]
+        [--strides 5,1]
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from m3ddm.canvas import resize
-from m3ddm.commands.arguments import parse_ratio
+from m3ddm.commands.arguments import parse_int_list, parse_ratio
 from m3ddm.evaluation.protocol import read_video
 from m3ddm.io import write_frame_folder
 from m3ddm.jobs import outpaint_file
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="model folder (repeatable; default: the shipped one)")
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--out", type=Path, default=Path("runs/shimmer-check"))
+    parser.add_argument("--noise-share", type=float, help="start noise common to all frames (default: the model's)")
+    parser.add_argument("--strides", type=lambda t: tuple(parse_int_list(t, "strides")), help="coarse-to-fine strides (default: the plan's)")
     args = parser.parse_args()
     clip = args.out / "coffee-static"
     if not clip.exists():
@@ -55,7 +58,7 @@ def main() -> None:
         pipe = M3DDMPipeline.load(model)
         for target in TARGETS:
             output = args.out / f"model{k}_{target.replace(':', '-')}.mp4"
-            result = outpaint_file(pipe, clip, output, OutpaintOptions(ratio=parse_ratio(target)))
+            result = outpaint_file(pipe, clip, output, OutpaintOptions(ratio=parse_ratio(target), noise_share=args.noise_share, strides=args.strides))
             frames, _ = read_video(output)
             known = result.geometry.output_known
             picture = np.zeros(frames.shape[1:3], dtype=bool)
