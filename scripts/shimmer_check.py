@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--out", type=Path, default=Path("runs/shimmer-check"))
     parser.add_argument("--noise-share", type=float, help="start noise common to all frames (default: the model's)")
-    parser.add_argument("--strides", type=lambda t: tuple(parse_int_list(t, "strides")), help="coarse-to-fine strides (default: the plan's)")
+    parser.add_argument("--strides", type=lambda t: tuple(parse_int_list(t, "strides")),
+                        help="coarse-to-fine strides (default: the plan's)")
+    parser.add_argument("--prefill", help="telea or propagate (default: the model's)")
     args = parser.parse_args()
     clip = args.out / "coffee-static"
     if not clip.exists():
@@ -58,7 +60,9 @@ def main() -> None:
         pipe = M3DDMPipeline.load(model)
         for target in TARGETS:
             output = args.out / f"model{k}_{target.replace(':', '-')}.mp4"
-            result = outpaint_file(pipe, clip, output, OutpaintOptions(ratio=parse_ratio(target), noise_share=args.noise_share, strides=args.strides))
+            options = OutpaintOptions(ratio=parse_ratio(target), noise_share=args.noise_share, strides=args.strides,
+                                      prefill=args.prefill)
+            result = outpaint_file(pipe, clip, output, options)
             frames, _ = read_video(output)
             known = result.geometry.output_known
             picture = np.zeros(frames.shape[1:3], dtype=bool)

@@ -44,6 +44,7 @@ from m3ddm.planning import (
     global_frame_indices,
     validate_strides,
 )
+from m3ddm.propagation import estimate_motion, motion_frame, propagate_border, rescale_motion
 from m3ddm.sampling import (
     Guidance,
     WindowBatch,
@@ -82,7 +83,10 @@ class OutpaintOptions:
     guidance_context: float | None = None  # s1 of eq. 4; None = the model's (the paper's 2)
     guidance_global: float | None = None  # s2 of eq. 4; None = the model's (the paper's 4)
     batch_windows: int = 4
-    init: str = "prefill"  # "prefill" (TELEA + noise, official) or "noise"
+    init: str = "prefill"  # "prefill" (the pre-fill + noise, official) or "noise"
+    # the pre-fill of the border: "telea" (per frame, official) or "propagate" (other frames' pixels brought in by
+    # global motion, TELEA for the rest); None = the model's
+    prefill: str | None = None
     strength: float | None = None  # < 1: start from the pre-fill noised part-way (image-to-image); None = model's
     noise_share: float | None = None  # share of the start noise common to all frames (less flicker); None = model's
     replace_known: bool = False  # RePaint-style: keep the known cells on the context's noisy trajectory
@@ -106,6 +110,10 @@ class OutpaintOptions:
 # "latent_mask" encodes the TELEA-pre-filled canvas and puts the black-frame latent into the masked latent cells,
 # which is what training from a latent cache shows the model (masking in latent space).
 CONTEXT_ENCODINGS = ("letterbox", "latent_mask")
+# The border's pre-fill (the start of image-to-image sampling, and the context's edge cells under latent_mask).
+PREFILLS = ("telea", "propagate")
+# --prefill propagate looks this many frames away at most: it bounds the cost on a long static shot.
+PROPAGATION_REACH = 120
 
 # Eq. 4's scales as the paper uses them (s1, s2): the default of a model folder that does not set its own.
 PAPER_GUIDANCE = (Guidance.context_scale, Guidance.global_scale)
@@ -209,18 +217,21 @@ class M3DDMPipeline(DiffusionPipeline):
         default_noise_share: float = 0.0,
         default_guidance: tuple[float, float] = PAPER_GUIDANCE,
         context_encoding: str = "letterbox",
+        default_prefill: str = "telea",
     ):
         super().__init__()
         if global_frames not in ("canvas", "stretch"):
             raise ValueError("global_frames must be 'canvas' or 'stretch'")
         if context_encoding not in CONTEXT_ENCODINGS:
             raise ValueError(f"context_encoding must be one of {CONTEXT_ENCODINGS}")
+        if default_prefill not in PREFILLS:
+            raise ValueError(f"default_prefill must be one of {PREFILLS}")
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler)
         self.register_to_config(
             global_frames=global_frames, num_global_frames=num_global_frames, default_size=default_size,
             default_scheduler=default_scheduler, default_steps=default_steps, default_strength=default_strength,
             default_noise_share=default_noise_share, default_guidance=list(default_guidance),
-            context_encoding=context_encoding,
+            context_encoding=context_encoding, default_prefill=default_prefill,
         )
 
     # ------------------------------------------------------------------------------------------ loading
@@ -348,6 +359,11 @@ class M3DDMPipeline(DiffusionPipeline):
             raise UserError(f"the VAE batch must be at least 1 frame, got {options.vae_batch}")
         if options.adapter is not None and options.adapt.steps:
             raise UserError("give either --adapt STEPS (tune on this video) or --adapter DIR (use a saved adapter)")
+        prefill = options.prefill or self.config.get("default_prefill", "telea")
+        if prefill not in PREFILLS:
+            raise UserError(f"the pre-fill must be one of {', '.join(PREFILLS)}, got {prefill!r}")
+        if prefill != "telea" and options.official_compat:
+            raise UserError("--official-compat reproduces the official TELEA pre-fill: drop --prefill")
         scheduler = options.scheduler or self.config.default_scheduler
         if options.official_compat and scheduler != "pndm":  # before the video is read and encoded
             raise UserError("--official-compat reproduces the official PNDM start: use --scheduler pndm")
@@ -359,6 +375,7 @@ class M3DDMPipeline(DiffusionPipeline):
             steps=options.steps or self.config.default_steps,
             strength=strength,
             noise_share=noise_share,
+            prefill=prefill,
             guidance_context=s1 if options.guidance_context is None else options.guidance_context,
             guidance_global=s2 if options.guidance_global is None else options.guidance_global,
             strides=strides,
@@ -436,18 +453,36 @@ class M3DDMPipeline(DiffusionPipeline):
 
         latent_masked = self.config.get("context_encoding", "letterbox") == "latent_mask"
         need_fill = options.init == "prefill" or latent_masked
+        # propagation needs the other frames of a shot: its pre-fills are made and encoded after the stream
+        propagated = need_fill and options.prefill == "propagate"
+        known = geometry.known
+        known_images: list[np.ndarray] = []
+        motions: list[np.ndarray | None] = []
 
-        def prepared():  # decoding, canvas and TELEA pre-fill: CPU work that can run ahead of the encoder
+        def prepared():  # decoding, canvas, pre-fill or motion: CPU work that can run ahead of the encoder
+            previous = None
             for frame in source.iter_frames():
                 canvas, mask = build_canvas(frame, geometry)
-                yield frame, canvas, prefill_telea(canvas, mask) if need_fill else None
+                motion = None
+                if propagated:  # measured on the source (detail) and expressed in the canvas's pixels
+                    small = motion_frame(frame)
+                    if previous is not None:
+                        motion = rescale_motion(estimate_motion(previous, small), known.w / small.shape[1],
+                                                known.h / small.shape[0])
+                    previous = small
+                fill = prefill_telea(canvas, mask) if need_fill and not propagated else None
+                yield frame, canvas, fill, motion
 
         frames = prefetch(prepared()) if options.background_io else prepared()
         count = 0
-        for i, (frame, canvas, filled) in enumerate(frames):
+        for i, (frame, canvas, filled, motion) in enumerate(frames):
             pending.append(canvas)
             if filled is not None:
                 pending_fill.append(filled)
+            if propagated:
+                known_images.append(canvas[known.slices].copy())
+                if i:
+                    motions.append(motion)
             if stretch and i in g_indices:
                 stretched.append(stretched_global_frame(frame, options.size, official))
             if len(pending) == options.vae_batch:
@@ -456,6 +491,12 @@ class M3DDMPipeline(DiffusionPipeline):
         flush()
         if count != n:
             raise UserError(f"the input announced {n} frames but {count} could be decoded")
+        if propagated:
+            pads = (known.x0, known.y0, geometry.canvas_w - known.x1, geometry.canvas_h - known.y1)
+            fills = propagate_border(np.stack(known_images), pads, motions, max_distance=PROPAGATION_REACH)
+            for start in range(0, n, options.vae_batch):
+                stop = min(n, start + options.vae_batch)
+                prefilled.append(encode(list(fills[start:stop]), "prefill", range(start, stop)))
         black = encode([np.zeros_like(canvas)], "black", [0])[0]
         # the codec's own factor: our factor-4 codecs have latents twice as fine as SD's
         cells = latent_mask(geometry.mask, codec.downsample_factor)

@@ -9,15 +9,6 @@ import numpy as np
 import pytest
 
 
-def horizontal_pan(num_frames: int = 16, height: int = 96, width: int = 96, speed: int = 3) -> np.ndarray:
-    """A camera panning right over a natural photo (scikit-image's cat), ``speed`` pixels per frame."""
-    import skimage.data
-
-    photo = cv2.resize(skimage.data.chelsea(), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-    assert photo.shape[1] >= 10 + speed * num_frames + width, "photo too small for this pan"
-    return np.stack([photo[20 : 20 + height, 10 + speed * t : 10 + speed * t + width] for t in range(num_frames)])
-
-
 def synthetic_clip(index: int, num_frames: int = 12, size: int = 48) -> np.ndarray:
     from m3ddm.training.synthetic import synthetic_video
 
@@ -30,11 +21,6 @@ def write_frame_folder(folder: Path, frames: np.ndarray) -> Path:
     for i, frame in enumerate(frames):
         assert cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     return folder
-
-
-@pytest.fixture(scope="session")
-def pan_video() -> np.ndarray:
-    return horizontal_pan()
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,7 @@ import numpy as np
 import pytest
 
 from m3ddm.errors import UserError
-from m3ddm.evaluation.baselines import (
-    BASELINES,
-    M3DDMMethod,
-    chain_to_first,
-    estimate_motion,
-    resolve_method,
-)
+from m3ddm.evaluation.baselines import BASELINES, M3DDMMethod, resolve_method
 from m3ddm.evaluation.metrics import mse, psnr_from_mse, region_mask
 from m3ddm.evaluation.protocol import crop_known, crop_pads
 
@@ -41,19 +35,6 @@ def test_replicate_and_reflect_fill_as_named() -> None:
     assert np.array_equal(rep[:, :, 0], frames[:, :, 0]) and np.array_equal(rep[:, :, 1], frames[:, :, 0])
     ref = BASELINES["reflect"](frames, (2, 0, 0, 0), 24.0)
     assert np.array_equal(ref[:, :, 0], frames[:, :, 2]) and np.array_equal(ref[:, :, 1], frames[:, :, 1])
-
-
-def test_global_motion_of_a_pan_is_a_translation(pan_video) -> None:
-    motion = estimate_motion(pan_video[0], pan_video[1])
-    # The camera moves 3 px right, so content moves 3 px left.
-    assert motion[0, 2] == pytest.approx(-3.0, abs=0.5) and motion[1, 2] == pytest.approx(0.0, abs=0.5)
-    assert np.allclose(motion[:2, :2], np.eye(2), atol=0.02)
-    to_first, segments = chain_to_first([motion, motion])
-    assert to_first[2][0, 2] == pytest.approx(6.0, abs=1.0) and segments == [0, 0, 0]
-    # A cut (no reliable motion) starts a new shot.
-    rng = np.random.default_rng(0)
-    assert estimate_motion(pan_video[0], rng.integers(0, 256, pan_video[0].shape, dtype=np.uint8)) is None
-    assert chain_to_first([motion, None, motion])[1] == [0, 0, 1, 1]
 
 
 def test_propagation_does_not_cross_a_scene_cut(pan_video) -> None:

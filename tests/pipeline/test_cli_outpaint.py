@@ -55,6 +55,8 @@ def test_end_to_end_100_frames_with_audio(video_with_audio, tiny_pipeline_dir, t
          "noise share must be in"),
         (lambda d: make_test_video(d / "i.mp4", frames=4, size=(64, 48)), ["--ratio", "9:16", "--vae-batch", "0"],
          "VAE batch"),
+        (lambda d: make_test_video(d / "j.mp4", frames=4, size=(64, 48)), ["--ratio", "9:16", "--prefill", "flow"],
+         "pre-fill must be one of"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(make, args, message, tiny_pipeline_dir, tmp_path, capsys):
@@ -298,3 +300,22 @@ def test_several_ratios_are_written_from_one_generation(video_with_audio, tiny_p
     assert main(["outpaint", str(video_with_audio), "-o", str(out), "--ratio", "9:16,9:16", "--model",
                  tiny_pipeline_dir, "--quiet"]) == 2
     assert "repeat one ratio" in capsys.readouterr().err
+
+
+def test_propagate_prefill_changes_only_the_border_of_a_pan(pan_video, tiny_pipeline_dir, tmp_path):
+    """--prefill propagate through the CLI on a panning clip (PNG frames): the written border differs from the TELEA
+    pre-fill's, the picture is the source either way."""
+    from m3ddm.io import write_frame_folder
+
+    source = tmp_path / "pan"
+    write_frame_folder(source, pan_video[:8], fps=24)
+    outs = {}
+    for prefill in ("telea", "propagate"):
+        out = tmp_path / f"{prefill}.mp4"
+        assert main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, "--quiet",
+                     "--ratio", "16:9", "--steps", "2", "--strength", "0.5", "--prefill", prefill]) == 0
+        outs[prefill] = np.stack(list(open_video_source(out).iter_frames())).astype(int)
+    width = outs["telea"].shape[2]
+    border, known = slice(0, 8), slice((width - 96) // 2 + 4, (width + 96) // 2 - 4)
+    assert np.abs(outs["propagate"][:, :, border] - outs["telea"][:, :, border]).mean() > 1
+    assert np.abs(outs["propagate"][:, :, known] - outs["telea"][:, :, known]).mean() < 4

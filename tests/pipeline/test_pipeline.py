@@ -278,3 +278,50 @@ def test_the_unet_always_sees_16_frames_and_padded_frames_are_not_written(tiny_p
         del unet.denoise
     assert seen and set(seen) == {16}  # windows of 16 and 5 frames (the second padded with frame 19)
     assert out.shape == (20, 48, 96, 3)
+
+
+def test_propagate_prefill_encodes_the_pixels_other_frames_saw(tiny_pipeline, pan_video, monkeypatch):
+    """--prefill propagate: the pre-fill latents are the codec's encoding of ``propagate_border``'s canvases, made
+    from the canvas's known pictures and the pan's motion measured on the source (3 px a frame at 96 px, rescaled
+    to the canvas); the TELEA pre-fill does not call it."""
+    import m3ddm.pipeline as pipeline_module
+    from m3ddm.utils.pixels import to_signed
+
+    calls = []
+    real = pipeline_module.propagate_border
+
+    def spy(frames, pads, motions, **kwargs):
+        calls.append((frames, pads, motions))
+        out = real(frames, pads, motions, **kwargs)
+        calls[-1] += (out,)
+        return out
+
+    monkeypatch.setattr(pipeline_module, "propagate_border", spy)
+    source = ArraySource(np.ascontiguousarray(pan_video[:10, :, 12:-12]), 24)
+    options = tiny_pipeline.resolve(OutpaintOptions(pad=Pad(12, 0, 12, 0, "pixel"), prefill="propagate"), 10)
+    geometry = tiny_pipeline.geometry_for(source, options)
+    encoded = tiny_pipeline.encode_video(source, geometry, options)
+    (known, pads, motions, fills), = calls
+    scale = geometry.known.w / 72
+    assert known.shape == (10, geometry.known.h, geometry.known.w, 3) and len(motions) == 9
+    assert pads == (geometry.known.x0, 0, geometry.canvas_w - geometry.known.x1, 0)
+    assert all(m is not None and abs(m[0, 2] + 3 * scale) < 0.5 * scale for m in motions)
+    with torch.no_grad():
+        expected = tiny_pipeline.codec.encode(to_signed(fills)).float()
+    assert torch.allclose(encoded.prefilled, expected, atol=1e-5)
+    # the left border of a right-pan was seen by earlier frames: later frames borrow it, so it is not TELEA's
+    telea = tiny_pipeline.encode_video(source, geometry, replace(options, prefill="telea"))
+    assert len(calls) == 1 and not torch.allclose(telea.prefilled[-1], encoded.prefilled[-1])
+
+
+def test_prefill_is_checked_and_defaults_to_the_models(tiny_pipeline):
+    assert tiny_pipeline.resolve(OutpaintOptions(), 8).prefill == "telea"
+    with pytest.raises(UserError, match="pre-fill must be one of telea, propagate"):
+        tiny_pipeline.resolve(OutpaintOptions(prefill="flow"), 8)
+    with pytest.raises(UserError, match="official-compat"):
+        tiny_pipeline.resolve(OutpaintOptions(prefill="propagate", official_compat=True, scheduler="pndm"), 8)
+    tiny_pipeline.register_to_config(default_prefill="propagate")
+    try:
+        assert tiny_pipeline.resolve(OutpaintOptions(), 8).prefill == "propagate"
+    finally:
+        tiny_pipeline.register_to_config(default_prefill="telea")

@@ -83,7 +83,11 @@ def register(subparsers) -> None:
     p.add_argument("--batch-windows", type=int, default=4,
                    help="independent windows denoised together (default 4; the output does not change)")
     p.add_argument("--init", choices=("prefill", "noise"), default="prefill",
-                   help="start from the TELEA pre-fill plus noise (default, official) or from pure noise")
+                   help="start from the pre-fill plus noise (default, official) or from pure noise")
+    p.add_argument("--prefill",
+                   help=f"the border's pre-fill: telea (per frame, official) or propagate (pixels other frames saw, "
+                        f"brought in by the camera's motion; TELEA for the rest) (default: the model's: "
+                        f"{_shipped('default_prefill', 'telea')} for the shipped model, telea for --unet/--vae)")
     p.add_argument("--strength", type=float,
                    help=f"in (0, 1]: noise the pre-fill only this far up and run that share of the steps "
                         f"(image-to-image; default: the model's: {_shipped('default_strength', 1.0):g} for the "
@@ -236,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
         strides=parse_strides(args.strides) if args.strides is not None else None,
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
         batch_windows=args.batch_windows, init=args.init, strength=args.strength, noise_share=args.noise_share,
-        vae_batch=args.vae_batch, vae_tiling=args.vae_tiling, replace_known=args.replace_known,
+        prefill=args.prefill, vae_batch=args.vae_batch, vae_tiling=args.vae_tiling, replace_known=args.replace_known,
         colour_match=args.colour_match, official_compat=args.official_compat,
         num_global_frames=args.global_frames,
         adapt=AdaptSettings(args.adapt, args.adapt_method, args.adapt_lr, args.adapt_rank, args.adapt_batch),

@@ -1,0 +1,193 @@
+"""Fill a video's border with pixels other frames saw: global motion, chained over a shot, nearest frame first.
+
+In a pan the strip beyond the left edge of frame t was inside the picture some frames earlier; bringing those
+pixels back is what flow-guided video inpainting does (in the spirit of Dehan et al., CVPR-W 2022, the paper's
+flow-based baseline). Here the motion between consecutive frames is one homography (ORB matches + RANSAC, falling
+back to dense Farneback flow), accepted only where the two frames agree once aligned; a frame pair without a
+reliable motion (a cut) starts a new shot, and shots never lend each other pixels. What no frame of the shot saw is
+inpainted with TELEA (``m3ddm.canvas.prefill_telea``).
+
+Used twice: as the ``propagate`` baseline of ``m3ddm evaluate`` and as the pipeline's ``--prefill propagate`` (the
+start the model refines, instead of per-frame TELEA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from m3ddm.canvas import prefill_telea, resize
+
+# A motion or a warped source is accepted only if it agrees with the target where they overlap (mean absolute
+# difference in uint8 units): misalignments and other shots are rejected.
+MAX_OVERLAP_ERROR = 24.0
+MIN_OVERLAP_PIXELS = 64
+# Motion is measured on grey frames at most this long a side: enough detail for ORB, cheap for long videos.
+MOTION_SIZE = 320
+
+Pads = tuple[int, int, int, int]  # left, top, right, bottom in pixels
+
+
+def motion_frame(frame: np.ndarray, limit: int = MOTION_SIZE) -> np.ndarray:
+    """A grey copy of ``frame`` (uint8 RGB) at most ``limit`` pixels a side, for ``estimate_motion``."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+    h, w = grey.shape
+    scale = min(1.0, limit / max(h, w))
+    return grey if scale == 1.0 else resize(grey, max(1, round(w * scale)), max(1, round(h * scale)))
+
+
+def _plausible(matrix: np.ndarray | None, width: int, height: int) -> bool:
+    """Reject homographies that fold, flip, or move the frame by more than half its size."""
+    if matrix is None or not np.all(np.isfinite(matrix)) or abs(matrix[2, 2]) < 1e-8:
+        return False
+    matrix = matrix / matrix[2, 2]
+    det = np.linalg.det(matrix[:2, :2])
+    if not 0.5 < det < 2.0:
+        return False
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64)
+    moved = cv2.perspectiveTransform(corners[None], matrix)[0]
+    return bool(np.abs(moved - corners).max() < 0.5 * max(width, height))
+
+
+def _orb_homography(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    h, w = a.shape
+    edge = max(4, min(31, min(h, w) // 8))
+    orb = cv2.ORB_create(nfeatures=1500, edgeThreshold=edge, patchSize=edge)
+    ka, da = orb.detectAndCompute(a, None)
+    kb, db = orb.detectAndCompute(b, None)
+    if da is None or db is None or len(ka) < 8 or len(kb) < 8:
+        return None
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(da, db)
+    if len(matches) < 8:
+        return None
+    src = np.float32([ka[m.queryIdx].pt for m in matches])
+    dst = np.float32([kb[m.trainIdx].pt for m in matches])
+    matrix, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 3.0)
+    if matrix is None or inliers is None or inliers.sum() < max(12, 0.3 * len(matches)):
+        return None
+    return matrix
+
+
+def _flow_homography(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 21, 3, 5, 1.2, 0)
+    h, w = a.shape
+    step = max(4, min(h, w) // 24)
+    ys, xs = np.mgrid[step // 2 : h : step, step // 2 : w : step]
+    src = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+    dst = src + flow[ys.ravel(), xs.ravel()]
+    if len(src) < 8:
+        return None
+    matrix, _ = cv2.findHomography(src, dst, cv2.RANSAC, 2.0)
+    return matrix
+
+
+def _aligns(a: np.ndarray, b: np.ndarray, matrix: np.ndarray) -> bool:
+    """Whether ``a`` warped by ``matrix`` matches ``b`` on their overlap (grey levels, uint8 units)."""
+    h, w = a.shape
+    warped = cv2.warpPerspective(a, matrix, (w, h), flags=cv2.INTER_LINEAR)
+    seen = cv2.warpPerspective(np.full_like(a, 255), matrix, (w, h), flags=cv2.INTER_NEAREST)
+    overlap = cv2.erode(seen, np.ones((3, 3), np.uint8)) > 0
+    if overlap.sum() < 0.25 * h * w:
+        return False
+    return float(np.abs(warped[overlap].astype(np.float32) - b[overlap]).mean()) <= MAX_OVERLAP_ERROR
+
+
+def estimate_motion(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """Homography (3x3) taking pixel coordinates of frame ``a`` to frame ``b`` (RGB or grey, same size); None when
+    no reliable one is found (typically a scene cut), which stops propagation between the two frames."""
+    ga, gb = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) if f.ndim == 3 else f for f in (a, b))
+    h, w = ga.shape
+    for estimator in (_orb_homography, _flow_homography):
+        matrix = estimator(ga, gb)
+        if _plausible(matrix, w, h) and _aligns(ga, gb, matrix):
+            return matrix / matrix[2, 2]
+    return None
+
+
+def rescale_motion(matrix: np.ndarray | None, scale_x: float, scale_y: float) -> np.ndarray | None:
+    """A motion measured on frames resized by ``1 / scale`` expressed in the original frame's pixels."""
+    if matrix is None:
+        return None
+    scale = np.diag([scale_x, scale_y, 1.0])
+    return scale @ matrix @ np.linalg.inv(scale)
+
+
+def chain_to_first(motions: Sequence[np.ndarray | None]) -> tuple[list[np.ndarray], list[int]]:
+    """From motions t -> t+1: each frame's map to the first frame of its segment, and its segment id.
+
+    A missing motion (None) starts a new segment: frames of different segments are never mixed.
+    """
+    to_first, segments = [np.eye(3)], [0]
+    for motion in motions:
+        if motion is None:
+            to_first.append(np.eye(3))
+            segments.append(segments[-1] + 1)
+        else:
+            to_first.append(to_first[-1] @ np.linalg.inv(motion))
+            segments.append(segments[-1])
+    return to_first, segments
+
+
+def _reaches_border(matrix: np.ndarray, width: int, height: int, pads: Pads) -> bool:
+    """Whether the frame mapped by ``matrix`` into the canvas can cover a border pixel: it must stick out of the
+    known rectangle by a pixel or more (a static camera's frames never do, and are skipped cheaply)."""
+    left, top, _, _ = pads
+    corners = np.array([[[0, 0], [width, 0], [width, height], [0, height]]], dtype=np.float64)
+    quad = cv2.perspectiveTransform(corners, matrix)[0]
+    return bool(quad[:, 0].min() < left - 1 or quad[:, 1].min() < top - 1
+                or quad[:, 0].max() > left + width + 1 or quad[:, 1].max() > top + height + 1)
+
+
+def propagate_border(
+    frames: np.ndarray,
+    pads: Pads,
+    motions: Sequence[np.ndarray | None] | None = None,
+    *,
+    max_distance: int | None = None,
+) -> np.ndarray:
+    """Canvases ``[F, h + top + bottom, w + left + right, 3]`` of ``frames`` (uint8 ``[F, h, w, 3]``), their
+    borders filled from other frames of the same shot aligned by global motion, nearest in time first, the rest
+    by TELEA.
+
+    ``motions`` (t -> t+1, in the pixels of ``frames``; None entries are cuts) are measured from ``frames`` when
+    not given. A source is used only where it agrees with the known picture it overlaps; ``max_distance`` limits
+    how many frames away a source may be (None: any frame of the shot).
+    """
+    left, top, right, bottom = (int(p) for p in pads)
+    num, h, w = frames.shape[:3]
+    if motions is None:
+        motions = [estimate_motion(frames[t], frames[t + 1]) for t in range(num - 1)]
+    to_first, segment = chain_to_first(motions)
+    offset = np.array([[1, 0, left], [0, 1, top], [0, 0, 1]], dtype=np.float64)
+    size = (w + left + right, h + top + bottom)
+    ones = np.full((h, w), 255, dtype=np.uint8)
+    kernel = np.ones((3, 3), dtype=np.uint8)
+    out = np.zeros((num, size[1], size[0], frames.shape[3]), dtype=np.uint8)
+    for t in range(num):
+        canvas = out[t]
+        canvas[top : top + h, left : left + w] = frames[t]
+        hole = np.ones(canvas.shape[:2], dtype=np.uint8)
+        hole[top : top + h, left : left + w] = 0
+        from_first = np.linalg.inv(to_first[t])
+        same_shot = [s for s in range(num) if s != t and segment[s] == segment[t]]
+        for s in sorted(same_shot, key=lambda s: (abs(s - t), s)):
+            if not hole.any() or (max_distance is not None and abs(s - t) > max_distance):
+                break
+            matrix = offset @ from_first @ to_first[s]  # frame s pixels -> canvas of frame t
+            if not _reaches_border(matrix, w, h, (left, top, right, bottom)):
+                continue
+            warped = cv2.warpPerspective(frames[s], matrix, size, flags=cv2.INTER_LINEAR)
+            seen = cv2.erode(cv2.warpPerspective(ones, matrix, size, flags=cv2.INTER_NEAREST), kernel) > 0
+            overlap = seen & (hole == 0)  # eroded above: no black bleeding from the warped edge
+            if overlap.sum() < MIN_OVERLAP_PIXELS:
+                continue
+            error = np.abs(warped[overlap].astype(np.float32) - canvas[overlap].astype(np.float32)).mean()
+            if error > MAX_OVERLAP_ERROR:
+                continue
+            take = seen & (hole > 0)
+            canvas[take] = warped[take]
+            hole[take] = 0
+        out[t] = prefill_telea(canvas, hole)
+    return out

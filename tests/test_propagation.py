@@ -1,0 +1,57 @@
+"""Global motion and propagation of other frames' pixels into the border (``m3ddm.propagation``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from m3ddm.canvas import prefill_telea
+from m3ddm.propagation import chain_to_first, estimate_motion, motion_frame, propagate_border, rescale_motion
+
+
+def test_global_motion_of_a_pan_is_a_translation(pan_video) -> None:
+    motion = estimate_motion(pan_video[0], pan_video[1])
+    # The camera moves 3 px right, so content moves 3 px left.
+    assert motion[0, 2] == pytest.approx(-3.0, abs=0.5) and motion[1, 2] == pytest.approx(0.0, abs=0.5)
+    assert np.allclose(motion[:2, :2], np.eye(2), atol=0.02)
+    to_first, segments = chain_to_first([motion, motion])
+    assert to_first[2][0, 2] == pytest.approx(6.0, abs=1.0) and segments == [0, 0, 0]
+    # A cut (no reliable motion) starts a new shot.
+    rng = np.random.default_rng(0)
+    assert estimate_motion(pan_video[0], rng.integers(0, 256, pan_video[0].shape, dtype=np.uint8)) is None
+    assert chain_to_first([motion, None, motion])[1] == [0, 0, 1, 1]
+
+
+def test_motion_measured_small_is_rescaled_to_the_frames_pixels(pan_video) -> None:
+    small = motion_frame(pan_video[0], limit=48)
+    assert small.shape == (48, 48) and small.dtype == np.uint8
+    # a shift of (1.5, -0.5) and a 2 % zoom measured at half size: twice the shift, the same zoom, at full size
+    measured = np.array([[1.02, 0.0, 1.5], [0.0, 1.02, -0.5], [0.0, 0.0, 1.0]])
+    full = rescale_motion(measured, 2.0, 2.0)
+    assert np.allclose(full, [[1.02, 0.0, 3.0], [0.0, 1.02, -1.0], [0.0, 0.0, 1.0]])
+    point = np.array([10.0, 20.0, 1.0])  # the same scene point, either way round
+    assert np.allclose(full @ point, 2 * (measured @ (point / [2, 2, 1])) * [1, 1, 0.5])
+    assert rescale_motion(None, 2.0, 2.0) is None
+
+
+def test_a_static_camera_borrows_nothing_and_gets_telea(pan_video) -> None:
+    frames = np.repeat(pan_video[:1], 5, axis=0)
+    pads = (10, 0, 10, 0)
+    out = propagate_border(frames, pads)
+    canvas = np.zeros((96, 116, 3), np.uint8)
+    canvas[:, 10:106] = frames[0]
+    hole = np.ones((96, 116), np.uint8)
+    hole[:, 10:106] = 0
+    assert np.array_equal(out[3], prefill_telea(canvas, hole))
+
+
+def test_given_motions_are_used_and_cuts_stop_propagation(pan_video) -> None:
+    pads = (12, 0, 12, 0)
+    known = pan_video[:6, :, 12:-12]
+    measured = propagate_border(known, pads)
+    motions = [estimate_motion(known[t], known[t + 1]) for t in range(5)]
+    assert np.array_equal(propagate_border(known, pads, motions), measured)
+    # every pair a cut: no frame lends pixels, so every border is TELEA's
+    alone = propagate_border(known, pads, [None] * 5)
+    assert np.array_equal(alone[2], propagate_border(known[2:3], pads)[0])
+    assert not np.array_equal(alone[2], measured[2])
