@@ -4,8 +4,9 @@ The budget: a 300-frame 320x240 video to 9:16 with the shipped model and its def
 2-core machine. The run a user gets (``outpaint_file``, reading and writing on background threads) is timed whole,
 ``repeats`` times (median). One more run with the background threads off, so the stages follow one another, is
 split by stage: every call of the functions that make a stage is timed (the source's frames as they are read, the
-letterbox canvas and TELEA pre-fill, the codec's encode and decode, the UNet, composition, the video writer), and
-what is left (the sampler's arithmetic, guidance, bookkeeping, model loading excluded) is "other".
+letterbox canvas and the pre-fill (TELEA, or motion and propagation), the codec's encode and decode, the UNet,
+composition, the video writer), and what is left (the sampler's arithmetic, guidance, bookkeeping, model loading
+excluded) is "other".
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 BUDGET_SECONDS = 180.0
-STAGES = ("read source", "canvas + TELEA", "VAE encode", "UNet", "VAE decode", "compose", "write video")
+STAGES = ("read source", "canvas + pre-fill", "VAE encode", "UNet", "VAE decode", "compose", "write video")
 
 
 class StageClock:
@@ -82,8 +83,10 @@ def stage_clock(pipe) -> Iterator[StageClock]:
 
     clock = StageClock()
     clock.patch(VideoSource, "iter_frames", "read source", iterator=True)
-    clock.patch(pipeline, "build_canvas", "canvas + TELEA")
-    clock.patch(pipeline, "prefill_telea", "canvas + TELEA")
+    clock.patch(pipeline, "build_canvas", "canvas + pre-fill")
+    clock.patch(pipeline, "prefill_telea", "canvas + pre-fill")
+    for name in ("motion_frame", "estimate_motion", "propagate_border"):  # --prefill propagate
+        clock.patch(pipeline, name, "canvas + pre-fill")
     clock.patch(LatentCodec, "encode", "VAE encode")
     clock.patch(LatentCodec, "decode", "VAE decode")
     clock.patch(pipe.unet, "denoise", "UNet")
