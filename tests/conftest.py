@@ -1,9 +1,10 @@
 import os
 
-import cv2
 import numpy as np
 import pytest
 import torch
+
+from media_checks import horizontal_pan
 
 # The machine is shared and has 2 cores: keep torch from oversubscribing them.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -18,15 +19,6 @@ def unet_fixture_dir() -> str:
     if not os.path.isdir(path):
         pytest.fail(f"parity fixture folder not found at {path} (set M3DDM_UNET_FIXTURE)")
     return os.path.abspath(path)
-
-
-def horizontal_pan(num_frames: int = 16, height: int = 96, width: int = 96, speed: int = 3) -> np.ndarray:
-    """A camera panning right over a natural photo (scikit-image's cat), ``speed`` pixels per frame."""
-    import skimage.data
-
-    photo = cv2.resize(skimage.data.chelsea(), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-    assert photo.shape[1] >= 10 + speed * num_frames + width, "photo too small for this pan"
-    return np.stack([photo[20 : 20 + height, 10 + speed * t : 10 + speed * t + width] for t in range(num_frames)])
 
 
 @pytest.fixture(scope="session")

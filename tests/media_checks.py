@@ -1,4 +1,4 @@
-"""Test-only media helpers: unreadable files, PSNR of two arrays, audio decoding and onsets, variable-frame-rate clips.
+"""Test-only media helpers: unreadable files, PSNR, audio decoding and onsets, variable-frame-rate clips, a pan.
 
 Importable from any test as ``from media_checks import ...`` (``tests`` is on pytest's ``pythonpath``). The sample
 clips themselves live in the package (``m3ddm.io.samples``), which the app and the benchmarks use too.
@@ -126,3 +126,13 @@ def _mux_shown_for(container, packets, shown_for: dict[int, int]) -> None:
     for packet in packets:
         packet.duration = shown_for.get(packet.pts, packet.duration)
         container.mux(packet)
+
+
+def horizontal_pan(num_frames: int = 16, height: int = 96, width: int = 96, speed: int = 3) -> np.ndarray:
+    """A camera panning right over a natural photo (scikit-image's cat), ``speed`` pixels per frame."""
+    import cv2
+    import skimage.data
+
+    photo = cv2.resize(skimage.data.chelsea(), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    assert photo.shape[1] >= 10 + speed * num_frames + width, "photo too small for this pan"
+    return np.stack([photo[20 : 20 + height, 10 + speed * t : 10 + speed * t + width] for t in range(num_frames)])

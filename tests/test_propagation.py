@@ -55,3 +55,29 @@ def test_given_motions_are_used_and_cuts_stop_propagation(pan_video) -> None:
     alone = propagate_border(known, pads, [None] * 5)
     assert np.array_equal(alone[2], propagate_border(known[2:3], pads)[0])
     assert not np.array_equal(alone[2], measured[2])
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / max(1e-9, ((a.astype(float) - b.astype(float)) ** 2).mean())))
+
+
+def test_keep_seen_pastes_what_other_frames_saw_and_keeps_the_rest(pan_video) -> None:
+    from m3ddm.geometry import Rect
+    from m3ddm.propagation import keep_seen
+
+    known = Rect(12, 0, 72, 96)  # the source's place in a 96x96 output
+    sources = np.ascontiguousarray(pan_video[:, :, 12:84])
+    grey = np.full_like(pan_video, 128)  # a "model" border that is flat grey
+    grey[:, known.slices[0], known.slices[1]] = sources
+    out = np.stack(list(keep_seen(zip(sources, grey, strict=True), known, reach=8)))
+    assert out.shape == pan_video.shape
+    assert np.array_equal(out[:, :, 12:84], sources)  # the picture is the source
+    # a right pan: the left border of later frames was seen earlier (sharp, at the output's size), the right border
+    # of early frames is seen later; the first frame's left border was never seen and stays the model's
+    assert _psnr(out[8:, :, 2:12], pan_video[8:, :, 2:12]) > 30 > _psnr(grey[8:, :, 2:12], pan_video[8:, :, 2:12])
+    assert _psnr(out[:8, :, 86:94], pan_video[:8, :, 86:94]) > 30
+    assert np.array_equal(out[0, :, :8], grey[0, :, :8])
+    # a static camera: nothing to borrow, the output is unchanged
+    still = np.repeat(grey[:1], 5, axis=0)
+    stills = np.repeat(sources[:1], 5, axis=0)
+    assert np.array_equal(np.stack(list(keep_seen(zip(stills, still, strict=True), known, reach=2))), still)

@@ -44,7 +44,7 @@ from m3ddm.planning import (
     global_frame_indices,
     validate_strides,
 )
-from m3ddm.propagation import estimate_motion, motion_frame, propagate_border, rescale_motion
+from m3ddm.propagation import estimate_motion, keep_seen, motion_frame, propagate_border, rescale_motion
 from m3ddm.sampling import (
     Guidance,
     WindowBatch,
@@ -87,6 +87,9 @@ class OutpaintOptions:
     # the pre-fill of the border: "telea" (per frame, official) or "propagate" (other frames' pixels brought in by
     # global motion, TELEA for the rest); None = the model's
     prefill: str | None = None
+    # paste the border pixels that other frames of the shot saw over the model's border, at the output's
+    # resolution (m3ddm.propagation.keep_seen); None = the model's
+    keep_seen: bool | None = None
     strength: float | None = None  # < 1: start from the pre-fill noised part-way (image-to-image); None = model's
     noise_share: float | None = None  # share of the start noise common to all frames (less flicker); None = model's
     replace_known: bool = False  # RePaint-style: keep the known cells on the context's noisy trajectory
@@ -218,6 +221,7 @@ class M3DDMPipeline(DiffusionPipeline):
         default_guidance: tuple[float, float] = PAPER_GUIDANCE,
         context_encoding: str = "letterbox",
         default_prefill: str = "telea",
+        default_keep_seen: bool = False,
     ):
         super().__init__()
         if global_frames not in ("canvas", "stretch"):
@@ -232,6 +236,7 @@ class M3DDMPipeline(DiffusionPipeline):
             default_scheduler=default_scheduler, default_steps=default_steps, default_strength=default_strength,
             default_noise_share=default_noise_share, default_guidance=list(default_guidance),
             context_encoding=context_encoding, default_prefill=default_prefill,
+            default_keep_seen=default_keep_seen,
         )
 
     # ------------------------------------------------------------------------------------------ loading
@@ -336,7 +341,7 @@ class M3DDMPipeline(DiffusionPipeline):
             if opts.output_size is None and not opts.official_output:
                 opts = replace(opts, output_size=(src_w + left + right, src_h + top + bottom))
         video, latents, _ = self.outpaint_latents(source, opts, hooks=hooks)
-        return np.stack(list(self.decode_frames(source, latents, video.geometry, opts)))
+        return np.stack(list(self.decode_frames(source, latents, video.geometry, video.options)))
 
     def outpaint_latents(self, source, options: OutpaintOptions, *, hooks: GenerationHooks | None = None
                          ) -> tuple[PreparedVideo, torch.Tensor, dict]:
@@ -364,6 +369,11 @@ class M3DDMPipeline(DiffusionPipeline):
             raise UserError(f"the pre-fill must be one of {', '.join(PREFILLS)}, got {prefill!r}")
         if prefill != "telea" and options.official_compat:
             raise UserError("--official-compat reproduces the official TELEA pre-fill: drop --prefill")
+        official = options.official_compat or options.official_output
+        if options.keep_seen and official:
+            raise UserError("--keep-seen changes the border after composing: drop --official-output/--official-compat")
+        keep = False if official else bool(self.config.get("default_keep_seen", False)
+                                           if options.keep_seen is None else options.keep_seen)
         scheduler = options.scheduler or self.config.default_scheduler
         if options.official_compat and scheduler != "pndm":  # before the video is read and encoded
             raise UserError("--official-compat reproduces the official PNDM start: use --scheduler pndm")
@@ -376,6 +386,7 @@ class M3DDMPipeline(DiffusionPipeline):
             strength=strength,
             noise_share=noise_share,
             prefill=prefill,
+            keep_seen=keep,
             guidance_context=s1 if options.guidance_context is None else options.guidance_context,
             guidance_global=s2 if options.guidance_global is None else options.guidance_global,
             strides=strides,
@@ -668,11 +679,19 @@ class M3DDMPipeline(DiffusionPipeline):
         # --official-output is the official hard paste: no feather, no colour correction
         official = options.official_output
         feather, colour_match = (0, False) if official else (options.feather, options.colour_match)
-        for start in range(0, latents.shape[0], step):
-            # contiguous: the same decoded pixels whatever layout the caller's latents have (see generate)
-            canvases = signed_to_uint8(codec.decode(latents[start: start + step].contiguous()))
-            for canvas in canvases:
-                yield compose(next(frames), canvas, geometry, feather=feather, colour_match=colour_match)
+
+        def composed() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for start in range(0, latents.shape[0], step):
+                # contiguous: the same decoded pixels whatever layout the caller's latents have (see generate)
+                canvases = signed_to_uint8(codec.decode(latents[start: start + step].contiguous()))
+                for canvas in canvases:
+                    frame = next(frames)
+                    yield frame, compose(frame, canvas, geometry, feather=feather, colour_match=colour_match)
+
+        if options.keep_seen:
+            yield from keep_seen(composed(), geometry.output_known)
+        else:
+            yield from (output for _, output in composed())
 
 
 def _batches(windows: list[Window], limit: int) -> Iterator[list[Window]]:

@@ -13,12 +13,13 @@ start the model refines, instead of per-frame TELEA).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from m3ddm.canvas import prefill_telea, resize
+from m3ddm.geometry import Rect
 
 # A motion or a warped source is accepted only if it agrees with the target where they overlap (mean absolute
 # difference in uint8 units): misalignments and other shots are rejected.
@@ -191,3 +192,90 @@ def propagate_border(
             hole[take] = 0
         out[t] = prefill_telea(canvas, hole)
     return out
+
+
+# Frames each way that --keep-seen looks at: the memory it holds (2 x reach source frames) and its cost per frame.
+SEEN_REACH = 30
+
+
+def _seen_canvas(t: int, sources: dict[int, np.ndarray], to_first: dict[int, np.ndarray], segment: dict[int, int],
+                 composed: np.ndarray, known: Rect) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``t``'s output with its border pixels that other frames saw, and the mask of those pixels."""
+    h, w = composed.shape[:2]
+    canvas = composed.copy()
+    hole = np.ones((h, w), dtype=np.uint8)
+    hole[known.slices] = 0
+    taken = np.zeros((h, w), dtype=bool)
+    offset = np.array([[1, 0, known.x0], [0, 1, known.y0], [0, 0, 1]], dtype=np.float64)
+    from_first = np.linalg.inv(to_first[t])
+    ones = np.full((known.h, known.w), 255, dtype=np.uint8)
+    kernel = np.ones((3, 3), dtype=np.uint8)
+    for s in sorted((s for s in sources if s != t and segment[s] == segment[t]), key=lambda s: (abs(s - t), s)):
+        if not hole.any():
+            break
+        matrix = offset @ from_first @ to_first[s]  # frame s's known pixels -> frame t's output
+        if not _reaches_border(matrix, known.w, known.h, (known.x0, known.y0, 0, 0)):
+            continue
+        warped = cv2.warpPerspective(sources[s], matrix, (w, h), flags=cv2.INTER_LINEAR)
+        seen = cv2.erode(cv2.warpPerspective(ones, matrix, (w, h), flags=cv2.INTER_NEAREST), kernel) > 0
+        overlap = seen & (hole == 0)
+        if overlap.sum() < MIN_OVERLAP_PIXELS:
+            continue
+        if np.abs(warped[overlap].astype(np.float32) - canvas[overlap].astype(np.float32)).mean() > MAX_OVERLAP_ERROR:
+            continue
+        take = seen & (hole > 0)
+        canvas[take] = warped[take]
+        hole[take] = 0
+        taken |= take
+    return canvas, taken
+
+
+def keep_seen(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, reach: int = SEEN_REACH,
+              blend: float = 2.0) -> Iterator[np.ndarray]:
+    """Stream output frames whose border pixels that other source frames of the shot saw (up to ``reach`` frames
+    away, nearest first) are those frames' pixels, at the output's resolution.
+
+    ``pairs`` yields (source frame, composed output frame); ``known`` is the source's place in the output (the
+    source is resized to it). The pasted pixels fade into the rest of the border over about ``blend`` pixels (a
+    Gaussian of the mask of pasted pixels and the picture), so no edge shows where what was seen ends. A frame is
+    yielded once the ``reach`` frames after it are read: memory holds ``2 * reach + 1`` frames.
+    """
+    sources: dict[int, np.ndarray] = {}
+    composed: dict[int, np.ndarray] = {}
+    to_first: dict[int, np.ndarray] = {}
+    segment: dict[int, int] = {}
+    previous: np.ndarray | None = None
+
+    def finished(t: int) -> np.ndarray:
+        canvas, taken = _seen_canvas(t, sources, to_first, segment, composed[t], known)
+        if not taken.any():
+            return composed.pop(t)
+        solid = taken.copy()
+        solid[known.slices] = True  # the fade runs toward the unseen border, not toward the picture
+        alpha = cv2.GaussianBlur(solid.astype(np.float32), (0, 0), blend) * taken
+        out = composed.pop(t).astype(np.float32)
+        out += alpha[..., None] * (canvas.astype(np.float32) - out)
+        return np.rint(out).astype(np.uint8)
+
+    count = 0
+    for index, (source, output) in enumerate(pairs):
+        small = motion_frame(source)
+        pixels = source if source.shape[:2] == (known.h, known.w) else resize(source, known.w, known.h)
+        motion = None if previous is None else rescale_motion(
+            estimate_motion(previous, small), known.w / small.shape[1], known.h / small.shape[0])
+        previous = small
+        if index == 0:
+            to_first[0], segment[0] = np.eye(3), 0
+        elif motion is None:  # a cut: a new shot
+            to_first[index], segment[index] = np.eye(3), segment[index - 1] + 1
+        else:
+            to_first[index], segment[index] = to_first[index - 1] @ np.linalg.inv(motion), segment[index - 1]
+        sources[index], composed[index] = pixels, output
+        count = index + 1
+        ready = index - reach
+        if ready >= 0:
+            yield finished(ready)
+            for old in [s for s in sources if s <= ready - reach]:
+                del sources[old], to_first[old], segment[old]
+    for t in range(max(0, count - reach), count):
+        yield finished(t)

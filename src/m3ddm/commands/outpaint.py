@@ -96,6 +96,11 @@ def register(subparsers) -> None:
                    help=f"in [0, 1): share of the start noise common to every frame; higher flickers less "
                         f"(default: the model's: {_shipped('default_noise_share', 0.0):g} for the shipped model, "
                         f"0 = independent noise per frame as the paper)")
+    p.add_argument("--keep-seen", action=argparse.BooleanOptionalAction,
+                   help=f"paste the border pixels that other frames of the shot saw (the camera's motion brings them "
+                        f"back) over the model's border, sharp at the output's size (default: the model's: "
+                        f"{'on' if _shipped('default_keep_seen', False) else 'off'} for the shipped model, off for "
+                        f"--unet/--vae)")
     p.add_argument("--replace-known", action="store_true",
                    help="RePaint-style: after every step reset the known region's latents to the source's, noised "
                         "to that step (default off)")
@@ -240,7 +245,8 @@ def run(args: argparse.Namespace) -> int:
         strides=parse_strides(args.strides) if args.strides is not None else None,
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
         batch_windows=args.batch_windows, init=args.init, strength=args.strength, noise_share=args.noise_share,
-        prefill=args.prefill, vae_batch=args.vae_batch, vae_tiling=args.vae_tiling, replace_known=args.replace_known,
+        prefill=args.prefill, keep_seen=args.keep_seen,
+        vae_batch=args.vae_batch, vae_tiling=args.vae_tiling, replace_known=args.replace_known,
         colour_match=args.colour_match, official_compat=args.official_compat,
         num_global_frames=args.global_frames,
         adapt=AdaptSettings(args.adapt, args.adapt_method, args.adapt_lr, args.adapt_rank, args.adapt_batch),
