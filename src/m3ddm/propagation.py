@@ -200,7 +200,10 @@ SEEN_REACH = 30
 
 def _seen_canvas(t: int, sources: dict[int, np.ndarray], to_first: dict[int, np.ndarray], segment: dict[int, int],
                  composed: np.ndarray, known: Rect) -> tuple[np.ndarray, np.ndarray]:
-    """Frame ``t``'s output with its border pixels that other frames saw, and the mask of those pixels."""
+    """Frame ``t``'s output with its border pixels that other frames saw, and the mask of those pixels.
+
+    Each source is warped only over the box its picture lands in, and skipped when that box holds no pixel still to
+    fill: at full HD most sources cost nothing once the border they can reach is filled."""
     h, w = composed.shape[:2]
     canvas = composed.copy()
     hole = np.ones((h, w), dtype=np.uint8)
@@ -210,23 +213,32 @@ def _seen_canvas(t: int, sources: dict[int, np.ndarray], to_first: dict[int, np.
     from_first = np.linalg.inv(to_first[t])
     ones = np.full((known.h, known.w), 255, dtype=np.uint8)
     kernel = np.ones((3, 3), dtype=np.uint8)
+    corners = np.array([[[0, 0], [known.w, 0], [known.w, known.h], [0, known.h]]], dtype=np.float64)
     for s in sorted((s for s in sources if s != t and segment[s] == segment[t]), key=lambda s: (abs(s - t), s)):
         if not hole.any():
             break
         matrix = offset @ from_first @ to_first[s]  # frame s's known pixels -> frame t's output
-        if not _reaches_border(matrix, known.w, known.h, (known.x0, known.y0, 0, 0)):
-            continue
-        warped = cv2.warpPerspective(sources[s], matrix, (w, h), flags=cv2.INTER_LINEAR)
-        seen = cv2.erode(cv2.warpPerspective(ones, matrix, (w, h), flags=cv2.INTER_NEAREST), kernel) > 0
-        overlap = seen & (hole == 0)
+        quad = cv2.perspectiveTransform(corners, matrix)[0]
+        # the box with a margin of 2, so the erosion below treats the picture's edges as the whole-frame one would
+        x0, y0 = max(0, int(np.floor(quad[:, 0].min())) - 2), max(0, int(np.floor(quad[:, 1].min())) - 2)
+        x1, y1 = min(w, int(np.ceil(quad[:, 0].max())) + 3), min(h, int(np.ceil(quad[:, 1].max())) + 3)
+        if x1 <= x0 or y1 <= y0 or not hole[y0:y1, x0:x1].any():
+            continue  # lands on nothing left to fill (a static camera's frames, or a border already filled)
+        box = (slice(y0, y1), slice(x0, x1))
+        local = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], dtype=np.float64) @ matrix
+        warped = cv2.warpPerspective(sources[s], local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
+        seen = cv2.erode(cv2.warpPerspective(ones, local, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST),
+                         kernel) > 0
+        patch, patch_hole = canvas[box], hole[box]
+        overlap = seen & (patch_hole == 0)
         if overlap.sum() < MIN_OVERLAP_PIXELS:
             continue
-        if np.abs(warped[overlap].astype(np.float32) - canvas[overlap].astype(np.float32)).mean() > MAX_OVERLAP_ERROR:
+        if np.abs(warped[overlap].astype(np.float32) - patch[overlap].astype(np.float32)).mean() > MAX_OVERLAP_ERROR:
             continue
-        take = seen & (hole > 0)
-        canvas[take] = warped[take]
-        hole[take] = 0
-        taken |= take
+        take = seen & (patch_hole > 0)
+        patch[take] = warped[take]
+        patch_hole[take] = 0
+        taken[box] |= take
     return canvas, taken
 
 
