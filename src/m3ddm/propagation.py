@@ -131,6 +131,12 @@ def chain_to_first(motions: Sequence[np.ndarray | None]) -> tuple[list[np.ndarra
     return to_first, segments
 
 
+def _mean_difference(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Mean absolute difference of two uint8 images over ``mask`` and their channels (OpenCV: 50x numpy's time)."""
+    means = cv2.mean(cv2.absdiff(a, b), mask=mask.astype(np.uint8))
+    return float(np.mean(means[: a.shape[2] if a.ndim == 3 else 1]))
+
+
 def _reaches_border(matrix: np.ndarray, width: int, height: int, pads: Pads) -> bool:
     """Whether the frame mapped by ``matrix`` into the canvas can cover a border pixel: it must stick out of the
     known rectangle by a pixel or more (a static camera's frames never do, and are skipped cheaply)."""
@@ -184,8 +190,7 @@ def propagate_border(
             overlap = seen & (hole == 0)  # eroded above: no black bleeding from the warped edge
             if overlap.sum() < MIN_OVERLAP_PIXELS:
                 continue
-            error = np.abs(warped[overlap].astype(np.float32) - canvas[overlap].astype(np.float32)).mean()
-            if error > MAX_OVERLAP_ERROR:
+            if _mean_difference(warped, canvas, overlap) > MAX_OVERLAP_ERROR:
                 continue
             take = seen & (hole > 0)
             canvas[take] = warped[take]
@@ -233,7 +238,7 @@ def _seen_canvas(t: int, sources: dict[int, np.ndarray], to_first: dict[int, np.
         overlap = seen & (patch_hole == 0)
         if overlap.sum() < MIN_OVERLAP_PIXELS:
             continue
-        if np.abs(warped[overlap].astype(np.float32) - patch[overlap].astype(np.float32)).mean() > MAX_OVERLAP_ERROR:
+        if _mean_difference(warped, patch, overlap) > MAX_OVERLAP_ERROR:
             continue
         take = seen & (patch_hole > 0)
         patch[take] = warped[take]
