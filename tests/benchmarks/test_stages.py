@@ -14,7 +14,9 @@ from m3ddm.io.video import VideoWriter
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("models") / "tiny"
-    tiny_pipeline(default_size=96, default_steps=1).save_pretrained(path)
+    # the shipped model's pre-fill and keep-seen, so every stage runs
+    tiny_pipeline(default_size=96, default_steps=1, default_prefill="propagate",
+                  default_keep_seen=True).save_pretrained(path)
     return str(path)
 
 
