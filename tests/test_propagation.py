@@ -81,3 +81,21 @@ def test_keep_seen_pastes_what_other_frames_saw_and_keeps_the_rest(pan_video) ->
     still = np.repeat(grey[:1], 5, axis=0)
     stills = np.repeat(sources[:1], 5, axis=0)
     assert np.array_equal(np.stack(list(keep_seen(zip(stills, still, strict=True), known, reach=2))), still)
+
+
+def test_keep_seen_pastes_only_what_two_frames_agree_on(pan_video) -> None:
+    """Texture that changes on its own near the left edge (water, an animated scene) is not pasted into the left
+    border, though the camera's motion is found from the rest; the right border, fed by steady texture, is."""
+    from m3ddm.geometry import Rect
+    from m3ddm.propagation import keep_seen
+
+    known = Rect(12, 0, 72, 96)
+    sources = np.ascontiguousarray(pan_video[:, :, 12:84]).copy()
+    rng = np.random.default_rng(1)
+    sources[:, :, :12] = rng.integers(0, 256, sources[:, :, :12].shape, dtype=np.uint8)  # new noise every frame
+    grey = np.full_like(pan_video, 128)
+    grey[:, known.slices[0], known.slices[1]] = sources
+    out = np.stack(list(keep_seen(zip(sources, grey, strict=True), known, reach=8)))
+    assert np.mean(out[8:, :, :12] == 128) > 0.95  # the flickering side: left to the model
+    right = (slice(0, 5), slice(None), slice(84, 94))  # the steady side: pasted, and right
+    assert np.mean(out[right] != 128) > 0.9 and _psnr(out[right], pan_video[right]) > 25

@@ -201,56 +201,67 @@ def propagate_border(
 
 # Frames each way that --keep-seen looks at: the memory it holds (2 x reach source frames) and its cost per frame.
 SEEN_REACH = 30
+# Two frames agree on a border pixel when their values differ by at most this (mean over channels, uint8 levels):
+# a few levels of noise and compression pass, a misplaced texture does not.
+SEEN_AGREEMENT = 12.0
 
 
 def _seen_canvas(t: int, sources: dict[int, np.ndarray], to_first: dict[int, np.ndarray], segment: dict[int, int],
                  composed: np.ndarray, known: Rect) -> tuple[np.ndarray, np.ndarray]:
     """Frame ``t``'s output with its border pixels that other frames saw, and the mask of those pixels.
 
-    Each source is warped only over the box its picture lands in, and skipped when that box holds no pixel still to
-    fill: at full HD most sources cost nothing once the border they can reach is filled."""
+    A pixel counts as seen only when two source frames agree on it (within ``SEEN_AGREEMENT``): the nearest one
+    gives it, the next one that covers it confirms it. What moves on its own (an animated scene, a vehicle taken
+    for the camera) looks different from frame to frame and is left to the model. Each source is warped only over
+    the box its picture lands in, and skipped when that box holds nothing left to fill or to confirm."""
     h, w = composed.shape[:2]
     canvas = composed.copy()
-    hole = np.ones((h, w), dtype=np.uint8)
+    hole = np.ones((h, w), dtype=np.uint8)  # 1: no source gave this border pixel yet
     hole[known.slices] = 0
-    taken = np.zeros((h, w), dtype=bool)
+    pending = np.zeros((h, w), dtype=bool)  # given by one source, waiting for a second
+    confirmed = np.zeros((h, w), dtype=bool)
     offset = np.array([[1, 0, known.x0], [0, 1, known.y0], [0, 0, 1]], dtype=np.float64)
     from_first = np.linalg.inv(to_first[t])
     ones = np.full((known.h, known.w), 255, dtype=np.uint8)
     kernel = np.ones((3, 3), dtype=np.uint8)
     corners = np.array([[[0, 0], [known.w, 0], [known.w, known.h], [0, known.h]]], dtype=np.float64)
     for s in sorted((s for s in sources if s != t and segment[s] == segment[t]), key=lambda s: (abs(s - t), s)):
-        if not hole.any():
+        if not hole.any() and not pending.any():
             break
         matrix = offset @ from_first @ to_first[s]  # frame s's known pixels -> frame t's output
         quad = cv2.perspectiveTransform(corners, matrix)[0]
         # the box with a margin of 2, so the erosion below treats the picture's edges as the whole-frame one would
         x0, y0 = max(0, int(np.floor(quad[:, 0].min())) - 2), max(0, int(np.floor(quad[:, 1].min())) - 2)
         x1, y1 = min(w, int(np.ceil(quad[:, 0].max())) + 3), min(h, int(np.ceil(quad[:, 1].max())) + 3)
-        if x1 <= x0 or y1 <= y0 or not hole[y0:y1, x0:x1].any():
-            continue  # lands on nothing left to fill (a static camera's frames, or a border already filled)
+        if x1 <= x0 or y1 <= y0 or not (hole[y0:y1, x0:x1].any() or pending[y0:y1, x0:x1].any()):
+            continue  # lands on nothing left to fill or confirm (a static camera's frames, a finished border)
         box = (slice(y0, y1), slice(x0, x1))
         local = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], dtype=np.float64) @ matrix
         warped = cv2.warpPerspective(sources[s], local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
         seen = cv2.erode(cv2.warpPerspective(ones, local, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST),
                          kernel) > 0
-        patch, patch_hole = canvas[box], hole[box]
+        patch, patch_hole, patch_pending = canvas[box], hole[box], pending[box]
         overlap = seen & (patch_hole == 0)
         if overlap.sum() < MIN_OVERLAP_PIXELS:
             continue
         if _mean_difference(warped, patch, overlap) > MAX_OVERLAP_ERROR:
             continue
-        take = seen & (patch_hole > 0)
-        patch[take] = warped[take]
-        patch_hole[take] = 0
-        taken[box] |= take
-    return canvas, taken
+        second = seen & patch_pending
+        if second.any():
+            difference = cv2.absdiff(warped, patch).astype(np.float32).mean(axis=-1)
+            confirmed[box] |= second & (difference <= SEEN_AGREEMENT)
+            patch_pending[second] = False  # confirmed, or left to the model
+        first = seen & (patch_hole > 0)
+        patch[first] = warped[first]
+        patch_hole[first] = 0
+        patch_pending[first] = True
+    return canvas, confirmed
 
 
 def keep_seen(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, reach: int = SEEN_REACH,
               blend: float = 2.0) -> Iterator[np.ndarray]:
     """Stream output frames whose border pixels that other source frames of the shot saw (up to ``reach`` frames
-    away, nearest first) are those frames' pixels, at the output's resolution.
+    away, nearest first; two of them must agree) are those frames' pixels, at the output's resolution.
 
     ``pairs`` yields (source frame, composed output frame); ``known`` is the source's place in the output (the
     source is resized to it). The pasted pixels fade into the rest of the border over about ``blend`` pixels (a
