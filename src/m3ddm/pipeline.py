@@ -44,7 +44,7 @@ from m3ddm.planning import (
     global_frame_indices,
     validate_strides,
 )
-from m3ddm.propagation import estimate_motion, keep_seen, motion_frame, propagate_border, rescale_motion
+from m3ddm.propagation import estimate_motion, motion_frame, propagate_border, refine_border, rescale_motion
 from m3ddm.sampling import (
     Guidance,
     WindowBatch,
@@ -90,6 +90,9 @@ class OutpaintOptions:
     # paste the border pixels that other frames of the shot saw over the model's border, at the output's
     # resolution (m3ddm.propagation.keep_seen); None = the model's
     keep_seen: bool | None = None
+    # average each frame's border with this many frames' borders on either side, along the camera's motion (less
+    # shimmer, no jump between windows; m3ddm.propagation.refine_border); 0 = off, None = the model's
+    steady: int | None = None
     strength: float | None = None  # < 1: start from the pre-fill noised part-way (image-to-image); None = model's
     noise_share: float | None = None  # share of the start noise common to all frames (less flicker); None = model's
     replace_known: bool = False  # RePaint-style: keep the known cells on the context's noisy trajectory
@@ -222,6 +225,7 @@ class M3DDMPipeline(DiffusionPipeline):
         context_encoding: str = "letterbox",
         default_prefill: str = "telea",
         default_keep_seen: bool = False,
+        default_steady: int = 0,
     ):
         super().__init__()
         if global_frames not in ("canvas", "stretch"):
@@ -236,7 +240,7 @@ class M3DDMPipeline(DiffusionPipeline):
             default_scheduler=default_scheduler, default_steps=default_steps, default_strength=default_strength,
             default_noise_share=default_noise_share, default_guidance=list(default_guidance),
             context_encoding=context_encoding, default_prefill=default_prefill,
-            default_keep_seen=default_keep_seen,
+            default_keep_seen=default_keep_seen, default_steady=default_steady,
         )
 
     # ------------------------------------------------------------------------------------------ loading
@@ -374,6 +378,12 @@ class M3DDMPipeline(DiffusionPipeline):
             raise UserError("--keep-seen changes the border after composing: drop --official-output/--official-compat")
         keep = False if official else bool(self.config.get("default_keep_seen", False)
                                            if options.keep_seen is None else options.keep_seen)
+        if options.steady is not None and (int(options.steady) != options.steady or options.steady < 0):
+            raise UserError(f"--steady is a number of frames (0 = off), got {options.steady}")
+        if options.steady and official:
+            raise UserError("--steady changes the border after composing: drop --official-output/--official-compat")
+        steady = 0 if official else int(self.config.get("default_steady", 0) if options.steady is None
+                                        else options.steady)
         scheduler = options.scheduler or self.config.default_scheduler
         if options.official_compat and scheduler != "pndm":  # before the video is read and encoded
             raise UserError("--official-compat reproduces the official PNDM start: use --scheduler pndm")
@@ -387,6 +397,7 @@ class M3DDMPipeline(DiffusionPipeline):
             noise_share=noise_share,
             prefill=prefill,
             keep_seen=keep,
+            steady=steady,
             guidance_context=s1 if options.guidance_context is None else options.guidance_context,
             guidance_global=s2 if options.guidance_global is None else options.guidance_global,
             strides=strides,
@@ -688,8 +699,9 @@ class M3DDMPipeline(DiffusionPipeline):
                     frame = next(frames)
                     yield frame, compose(frame, canvas, geometry, feather=feather, colour_match=colour_match)
 
-        if options.keep_seen:
-            yield from keep_seen(composed(), geometry.output_known)
+        if options.keep_seen or options.steady:
+            yield from refine_border(composed(), geometry.output_known, keep_seen=bool(options.keep_seen),
+                                     steady=options.steady or 0)
         else:
             yield from (output for _, output in composed())
 

@@ -14,6 +14,7 @@ start the model refines, instead of per-frame TELEA).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -258,6 +259,119 @@ def _seen_canvas(t: int, sources: dict[int, np.ndarray], to_first: dict[int, np.
     return canvas, confirmed
 
 
+@dataclass
+class _Frame:
+    """One frame in the border's streaming stages: its source pixels (resized to the picture), its output so far,
+    its map to the first frame of its shot and the shot's number."""
+
+    source: np.ndarray
+    output: np.ndarray
+    to_first: np.ndarray
+    shot: int
+
+
+def _with_motion(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect) -> Iterator[_Frame]:
+    """(source frame, output frame) pairs with the camera's motion chained over each shot (measured once)."""
+    previous, last = None, None
+    for source, output in pairs:
+        small = motion_frame(source)
+        pixels = source if source.shape[:2] == (known.h, known.w) else resize(source, known.w, known.h)
+        motion = None if previous is None else rescale_motion(
+            estimate_motion(previous, small), known.w / small.shape[1], known.h / small.shape[0])
+        previous = small
+        if last is None:
+            frame = _Frame(pixels, output, np.eye(3), 0)
+        elif motion is None:  # a cut: a new shot
+            frame = _Frame(pixels, output, np.eye(3), last.shot + 1)
+        else:
+            frame = _Frame(pixels, output, last.to_first @ np.linalg.inv(motion), last.shot)
+        last = frame
+        yield frame
+
+
+def _sliding(frames: Iterator[_Frame], reach: int) -> Iterator[tuple[int, dict[int, _Frame]]]:
+    """(t, the frames t - reach .. t + reach that exist) for every t in order: memory holds 2 * reach + 1 frames."""
+    window: dict[int, _Frame] = {}
+    count = 0
+    for index, frame in enumerate(frames):
+        window[index] = frame
+        count = index + 1
+        ready = index - reach
+        if ready >= 0:
+            yield ready, window
+            window.pop(ready - reach, None)
+    for t in range(max(0, count - reach), count):
+        yield t, window
+        window.pop(t - reach, None)
+
+
+def _keep_seen_stage(frames: Iterator[_Frame], known: Rect, reach: int, blend: float) -> Iterator[_Frame]:
+    # Seen strips thinner than this (output pixels) are dropped: a sliver of real pixels between the picture and the
+    # model's border reads as a line (found looking at a slow zoom, where the neighbours saw 2 pixels more).
+    opening = np.ones((2 * round(blend) + 3,) * 2, dtype=np.uint8)
+    for t, window in _sliding(frames, reach):
+        frame = window[t]
+        sources = {s: f.source for s, f in window.items()}
+        to_first = {s: f.to_first for s, f in window.items()}
+        shots = {s: f.shot for s, f in window.items()}
+        canvas, taken = _seen_canvas(t, sources, to_first, shots, frame.output, known)
+        taken = cv2.morphologyEx(taken.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0
+        output = frame.output
+        if taken.any():
+            solid = taken.copy()
+            solid[known.slices] = True  # the fade runs toward the unseen border, not toward the picture
+            alpha = cv2.GaussianBlur(solid.astype(np.float32), (0, 0), blend) * taken
+            mixed = output.astype(np.float32)
+            mixed += alpha[..., None] * (canvas.astype(np.float32) - mixed)
+            output = np.rint(mixed).astype(np.uint8)
+        yield _Frame(frame.source, output, frame.to_first, frame.shot)
+
+
+def _steady_stage(frames: Iterator[_Frame], known: Rect, radius: int) -> Iterator[_Frame]:
+    """Each frame's border averaged with its neighbours' borders brought into place by the camera's motion
+    (triangular weights over ``radius`` frames each side, same shot only); the picture is kept as it is."""
+    offset = np.array([[1, 0, known.x0], [0, 1, known.y0], [0, 0, 1]], dtype=np.float64)
+    back = np.linalg.inv(offset)
+    kernel = np.ones((3, 3), dtype=np.uint8)
+    for t, window in _sliding(frames, radius):
+        frame = window[t]
+        h, w = frame.output.shape[:2]
+        total = frame.output.astype(np.float32) * (radius + 1)
+        weight = np.full((h, w), float(radius + 1), dtype=np.float32)
+        from_first = np.linalg.inv(frame.to_first)
+        ones = np.full((h, w), 255, dtype=np.uint8)
+        for s, other in window.items():
+            if s == t or other.shot != frame.shot:
+                continue
+            matrix = offset @ from_first @ other.to_first @ back  # output s -> output t
+            warped = cv2.warpPerspective(other.output, matrix, (w, h), flags=cv2.INTER_LINEAR)
+            valid = cv2.erode(cv2.warpPerspective(ones, matrix, (w, h), flags=cv2.INTER_NEAREST), kernel) > 0
+            share = float(radius + 1 - abs(s - t))
+            total[valid] += share * warped[valid]
+            weight[valid] += share
+        steady = np.rint(total / weight[..., None]).astype(np.uint8)
+        steady[known.slices] = frame.output[known.slices]
+        yield _Frame(frame.source, steady, frame.to_first, frame.shot)
+
+
+def refine_border(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, keep_seen: bool = False,
+                  steady: int = 0, reach: int = SEEN_REACH, blend: float = 2.0) -> Iterator[np.ndarray]:
+    """The border's stages after composing, along the camera's motion (measured once): ``keep_seen`` (see
+    ``keep_seen``), then ``steady`` (each border averaged with the borders of ``steady`` frames on either side,
+    brought into place by the motion: less shimmer on a static camera, no jump where windows hand over).
+
+    ``pairs`` yields (source frame, composed output frame); ``known`` is the source's place in the output. Frames
+    come out in order, each once the frames it needs are read.
+    """
+    frames = _with_motion(pairs, known)
+    if keep_seen:
+        frames = _keep_seen_stage(frames, known, reach, blend)
+    if steady:
+        frames = _steady_stage(frames, known, steady)
+    for frame in frames:
+        yield frame.output
+
+
 def keep_seen(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, reach: int = SEEN_REACH,
               blend: float = 2.0) -> Iterator[np.ndarray]:
     """Stream output frames whose border pixels that other source frames of the shot saw (up to ``reach`` frames
@@ -269,47 +383,4 @@ def keep_seen(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, re
     thinner than ``2 * blend + 3`` pixels are not pasted (they would read as a line). A frame is
     yielded once the ``reach`` frames after it are read: memory holds ``2 * reach + 1`` frames.
     """
-    sources: dict[int, np.ndarray] = {}
-    composed: dict[int, np.ndarray] = {}
-    to_first: dict[int, np.ndarray] = {}
-    segment: dict[int, int] = {}
-    previous: np.ndarray | None = None
-
-    # Seen strips thinner than this (output pixels) are dropped: a sliver of real pixels between the picture and the
-    # model's border reads as a line (found looking at a slow zoom, where the neighbours saw 2 pixels more).
-    opening = np.ones((2 * round(blend) + 3,) * 2, dtype=np.uint8)
-
-    def finished(t: int) -> np.ndarray:
-        canvas, taken = _seen_canvas(t, sources, to_first, segment, composed[t], known)
-        taken = cv2.morphologyEx(taken.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0
-        if not taken.any():
-            return composed.pop(t)
-        solid = taken.copy()
-        solid[known.slices] = True  # the fade runs toward the unseen border, not toward the picture
-        alpha = cv2.GaussianBlur(solid.astype(np.float32), (0, 0), blend) * taken
-        out = composed.pop(t).astype(np.float32)
-        out += alpha[..., None] * (canvas.astype(np.float32) - out)
-        return np.rint(out).astype(np.uint8)
-
-    count = 0
-    for index, (source, output) in enumerate(pairs):
-        small = motion_frame(source)
-        pixels = source if source.shape[:2] == (known.h, known.w) else resize(source, known.w, known.h)
-        motion = None if previous is None else rescale_motion(
-            estimate_motion(previous, small), known.w / small.shape[1], known.h / small.shape[0])
-        previous = small
-        if index == 0:
-            to_first[0], segment[0] = np.eye(3), 0
-        elif motion is None:  # a cut: a new shot
-            to_first[index], segment[index] = np.eye(3), segment[index - 1] + 1
-        else:
-            to_first[index], segment[index] = to_first[index - 1] @ np.linalg.inv(motion), segment[index - 1]
-        sources[index], composed[index] = pixels, output
-        count = index + 1
-        ready = index - reach
-        if ready >= 0:
-            yield finished(ready)
-            for old in [s for s in sources if s <= ready - reach]:
-                del sources[old], to_first[old], segment[old]
-    for t in range(max(0, count - reach), count):
-        yield finished(t)
+    return refine_border(pairs, known, keep_seen=True, reach=reach, blend=blend)

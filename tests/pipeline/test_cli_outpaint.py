@@ -59,6 +59,10 @@ def test_end_to_end_100_frames_with_audio(video_with_audio, tiny_pipeline_dir, t
          "pre-fill must be one of"),
         (lambda d: make_test_video(d / "k.mp4", frames=4, size=(64, 48)),
          ["--ratio", "9:16", "--official-output", "--keep-seen"], "--keep-seen changes the border"),
+        (lambda d: make_test_video(d / "l.mp4", frames=4, size=(64, 48)), ["--ratio", "9:16", "--steady", "-1"],
+         "--steady is a number of frames"),
+        (lambda d: make_test_video(d / "m.mp4", frames=4, size=(64, 48)),
+         ["--ratio", "9:16", "--official-output", "--steady", "2"], "--steady changes the border"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(make, args, message, tiny_pipeline_dir, tmp_path, capsys):
@@ -328,3 +332,25 @@ def test_propagate_prefill_and_keep_seen_through_the_cli_on_a_pan(tiny_pipeline_
     assert np.abs(outs["propagate"][known] - outs["telea"][known]).mean() < 4
     later = (slice(8, None), slice(None), slice(2, 16))  # the left border of later frames: seen by earlier ones
     assert psnr(outs["keep"][later], truth[later]) > psnr(outs["propagate"][later], truth[later]) + 6
+
+
+def test_steady_makes_a_static_shots_border_steadier_in_the_file(tiny_pipeline_dir, tmp_path):
+    """--steady through the CLI on a still shot (PNG frames): the written border changes less from frame to frame
+    than without it; the picture is the same."""
+    from m3ddm.io import write_frame_folder
+
+    still = np.repeat(horizontal_pan(num_frames=1, height=72, width=96), 10, axis=0)
+    source = tmp_path / "still"
+    write_frame_folder(source, still, fps=24)
+    outs = {}
+    for steady in ("0", "3"):
+        out = tmp_path / f"steady{steady}.mp4"
+        assert main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, "--quiet",
+                     "--ratio", "16:9", "--steps", "2", "--strides", "1", "--steady", steady, "--crf", "0"]) == 0
+        outs[steady] = np.stack(list(open_video_source(out).iter_frames())).astype(float)
+    width = outs["0"].shape[2]
+    side = (width - 96) // 2
+    change = {k: np.abs(np.diff(v[:, :, : side - 2], axis=0)).mean() for k, v in outs.items()}
+    assert change["3"] < 0.6 * change["0"], change
+    known = (slice(None), slice(None), slice(side + 4, side + 92))
+    assert np.abs(outs["3"][known] - outs["0"][known]).mean() < 1

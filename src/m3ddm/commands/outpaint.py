@@ -101,6 +101,10 @@ def register(subparsers) -> None:
                         f"back) over the model's border, sharp at the output's size (default: the model's: "
                         f"{'on' if _shipped('default_keep_seen', False) else 'off'} for the shipped model, off for "
                         f"--unet/--vae)")
+    p.add_argument("--steady", type=int, metavar="N",
+                   help=f"average each frame's border with the borders of N frames on either side, brought into "
+                        f"place by the camera's motion: less shimmer, no jump between windows; 0 = off (default: the "
+                        f"model's: {_shipped('default_steady', 0)} for the shipped model, 0 for --unet/--vae)")
     p.add_argument("--replace-known", action="store_true",
                    help="RePaint-style: after every step reset the known region's latents to the source's, noised "
                         "to that step (default off)")
@@ -245,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
         strides=parse_strides(args.strides) if args.strides is not None else None,
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
         batch_windows=args.batch_windows, init=args.init, strength=args.strength, noise_share=args.noise_share,
-        prefill=args.prefill, keep_seen=args.keep_seen,
+        prefill=args.prefill, keep_seen=args.keep_seen, steady=args.steady,
         vae_batch=args.vae_batch, vae_tiling=args.vae_tiling, replace_known=args.replace_known,
         colour_match=args.colour_match, official_compat=args.official_compat,
         num_global_frames=args.global_frames,
