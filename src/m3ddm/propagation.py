@@ -327,38 +327,68 @@ def _keep_seen_stage(frames: Iterator[_Frame], known: Rect, reach: int, blend: f
         yield _Frame(frame.source, output, frame.to_first, frame.shot)
 
 
-def _steady_stage(frames: Iterator[_Frame], known: Rect, radius: int) -> Iterator[_Frame]:
+def _seam_ramp(height: int, width: int, known: Rect, band: int) -> np.ndarray:
+    """0 within ``band`` pixels of the picture, rising to 1 at ``2 * band`` (float32 ``[height, width]``)."""
+    outside = np.ones((height, width), dtype=np.uint8)
+    outside[known.slices] = 0
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 3)
+    return np.clip((distance - band) / max(1, band), 0.0, 1.0).astype(np.float32)
+
+
+def _steady_stage(frames: Iterator[_Frame], known: Rect, radius: int, seam_band: int,
+                  scale: float) -> Iterator[_Frame]:
     """Each frame's border averaged with its neighbours' borders brought into place by the camera's motion
-    (triangular weights over ``radius`` frames each side, same shot only); the picture is kept as it is."""
+    (triangular weights over ``radius`` frames each side, same shot only); the picture is kept as it is, and so is
+    the border within ``seam_band`` pixels of it (the seam's feather continues this frame's picture, which the
+    neighbours' do not exactly), the averaging fading in over the next ``seam_band`` pixels.
+
+    The average is taken at ``scale`` of the output's size (the model's border has no finer detail than its working
+    canvas) and added as a correction at full size: at full HD the warps cost what they cost on the canvas."""
     offset = np.array([[1, 0, known.x0], [0, 1, known.y0], [0, 0, 1]], dtype=np.float64)
     back = np.linalg.inv(offset)
     kernel = np.ones((3, 3), dtype=np.uint8)
+    ramp, small_of = None, {}
     for t, window in _sliding(frames, radius):
         frame = window[t]
         h, w = frame.output.shape[:2]
-        total = frame.output.astype(np.float32) * (radius + 1)
-        weight = np.full((h, w), float(radius + 1), dtype=np.float32)
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        if ramp is None:
+            ramp = _seam_ramp(h, w, known, seam_band)[..., None]
+        to_small = np.diag([sw / w, sh / h, 1.0])
+        for s, other in window.items():
+            if s not in small_of:
+                small_of[s] = resize(other.output, sw, sh).astype(np.float32)
+        for old in [s for s in small_of if s not in window]:
+            del small_of[old]
+        own_small = small_of[t]
+        total = own_small * (radius + 1)
+        weight = np.full((sh, sw), float(radius + 1), dtype=np.float32)
         from_first = np.linalg.inv(frame.to_first)
-        ones = np.full((h, w), 255, dtype=np.uint8)
+        ones = np.full((sh, sw), 255, dtype=np.uint8)
         for s, other in window.items():
             if s == t or other.shot != frame.shot:
                 continue
-            matrix = offset @ from_first @ other.to_first @ back  # output s -> output t
-            warped = cv2.warpPerspective(other.output, matrix, (w, h), flags=cv2.INTER_LINEAR)
-            valid = cv2.erode(cv2.warpPerspective(ones, matrix, (w, h), flags=cv2.INTER_NEAREST), kernel) > 0
+            matrix = to_small @ offset @ from_first @ other.to_first @ back @ np.linalg.inv(to_small)  # s -> t
+            warped = cv2.warpPerspective(small_of[s], matrix, (sw, sh), flags=cv2.INTER_LINEAR)
+            valid = cv2.erode(cv2.warpPerspective(ones, matrix, (sw, sh), flags=cv2.INTER_NEAREST), kernel) > 0
             share = float(radius + 1 - abs(s - t))
             total[valid] += share * warped[valid]
             weight[valid] += share
-        steady = np.rint(total / weight[..., None]).astype(np.uint8)
+        correction = total / weight[..., None] - own_small
+        if (sw, sh) != (w, h):
+            correction = cv2.resize(correction, (w, h), interpolation=cv2.INTER_LINEAR)
+        steady = np.clip(np.rint(frame.output.astype(np.float32) + ramp * correction), 0, 255).astype(np.uint8)
         steady[known.slices] = frame.output[known.slices]
         yield _Frame(frame.source, steady, frame.to_first, frame.shot)
 
 
 def refine_border(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, keep_seen: bool = False,
-                  steady: int = 0, reach: int = SEEN_REACH, blend: float = 2.0) -> Iterator[np.ndarray]:
+                  steady: int = 0, seam_band: int = 0, steady_scale: float = 1.0, reach: int = SEEN_REACH,
+                  blend: float = 2.0) -> Iterator[np.ndarray]:
     """The border's stages after composing, along the camera's motion (measured once): ``keep_seen`` (see
     ``keep_seen``), then ``steady`` (each border averaged with the borders of ``steady`` frames on either side,
-    brought into place by the motion: less shimmer on a static camera, no jump where windows hand over).
+    brought into place by the motion: less shimmer on a static camera, no jump where windows hand over; not within
+    ``seam_band`` pixels of the picture, fading in over as many more; averaged at ``steady_scale`` of the size).
 
     ``pairs`` yields (source frame, composed output frame); ``known`` is the source's place in the output. Frames
     come out in order, each once the frames it needs are read.
@@ -367,7 +397,7 @@ def refine_border(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *
     if keep_seen:
         frames = _keep_seen_stage(frames, known, reach, blend)
     if steady:
-        frames = _steady_stage(frames, known, steady)
+        frames = _steady_stage(frames, known, steady, seam_band, min(1.0, steady_scale))
     for frame in frames:
         yield frame.output
 
