@@ -344,42 +344,51 @@ def _steady_stage(frames: Iterator[_Frame], known: Rect, radius: int, seam_band:
 
     The average is taken at ``scale`` of the output's size (the model's border has no finer detail than its working
     canvas) and added as a correction at full size: at full HD the warps cost what they cost on the canvas."""
-    offset = np.array([[1, 0, known.x0], [0, 1, known.y0], [0, 0, 1]], dtype=np.float64)
-    back = np.linalg.inv(offset)
-    kernel = np.ones((3, 3), dtype=np.uint8)
     ramp, small_of = None, {}
     for t, window in _sliding(frames, radius):
         frame = window[t]
-        h, w = frame.output.shape[:2]
-        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         if ramp is None:
-            ramp = _seam_ramp(h, w, known, seam_band)[..., None]
-        to_small = np.diag([sw / w, sh / h, 1.0])
-        for s, other in window.items():
-            if s not in small_of:
-                small_of[s] = resize(other.output, sw, sh).astype(np.float32)
+            ramp = _seam_ramp(*frame.output.shape[:2], known, seam_band)[..., None]
         for old in [s for s in small_of if s not in window]:
             del small_of[old]
-        own_small = small_of[t]
-        total = own_small * (radius + 1)
-        weight = np.full((sh, sw), float(radius + 1), dtype=np.float32)
-        from_first = np.linalg.inv(frame.to_first)
-        ones = np.full((sh, sw), 255, dtype=np.uint8)
-        for s, other in window.items():
-            if s == t or other.shot != frame.shot:
-                continue
-            matrix = to_small @ offset @ from_first @ other.to_first @ back @ np.linalg.inv(to_small)  # s -> t
-            warped = cv2.warpPerspective(small_of[s], matrix, (sw, sh), flags=cv2.INTER_LINEAR)
-            valid = cv2.erode(cv2.warpPerspective(ones, matrix, (sw, sh), flags=cv2.INTER_NEAREST), kernel) > 0
-            share = float(radius + 1 - abs(s - t))
-            total[valid] += share * warped[valid]
-            weight[valid] += share
-        correction = total / weight[..., None] - own_small
-        if (sw, sh) != (w, h):
-            correction = cv2.resize(correction, (w, h), interpolation=cv2.INTER_LINEAR)
-        steady = np.clip(np.rint(frame.output.astype(np.float32) + ramp * correction), 0, 255).astype(np.uint8)
-        steady[known.slices] = frame.output[known.slices]
-        yield _Frame(frame.source, steady, frame.to_first, frame.shot)
+        yield _Frame(frame.source, _steadied(t, window, small_of, known, radius, ramp, scale), frame.to_first,
+                     frame.shot)
+
+
+def _steadied(t: int, window: dict[int, _Frame], small_of: dict[int, np.ndarray], known: Rect, radius: int,
+              ramp: np.ndarray, scale: float) -> np.ndarray:
+    """Frame ``t``'s output with its border averaged along the motion (see ``_steady_stage``); ``small_of`` caches
+    the outputs at ``scale``."""
+    frame = window[t]
+    h, w = frame.output.shape[:2]
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    for s, other in window.items():
+        if s not in small_of:
+            small_of[s] = resize(other.output, sw, sh).astype(np.float32)
+    to_small = np.diag([sw / w, sh / h, 1.0])
+    offset = np.array([[1, 0, known.x0], [0, 1, known.y0], [0, 0, 1]], dtype=np.float64)
+    kernel = np.ones((3, 3), dtype=np.uint8)
+    own_small = small_of[t]
+    total = own_small * (radius + 1)
+    weight = np.full((sh, sw), float(radius + 1), dtype=np.float32)
+    from_first = np.linalg.inv(frame.to_first)
+    ones = np.full((sh, sw), 255, dtype=np.uint8)
+    for s, other in window.items():
+        if s == t or other.shot != frame.shot:
+            continue
+        # output of s -> output of t, at the small scale
+        matrix = to_small @ offset @ from_first @ other.to_first @ np.linalg.inv(offset) @ np.linalg.inv(to_small)
+        warped = cv2.warpPerspective(small_of[s], matrix, (sw, sh), flags=cv2.INTER_LINEAR)
+        valid = cv2.erode(cv2.warpPerspective(ones, matrix, (sw, sh), flags=cv2.INTER_NEAREST), kernel) > 0
+        share = float(radius + 1 - abs(s - t))
+        total[valid] += share * warped[valid]
+        weight[valid] += share
+    correction = total / weight[..., None] - own_small
+    if (sw, sh) != (w, h):
+        correction = cv2.resize(correction, (w, h), interpolation=cv2.INTER_LINEAR)
+    steady = np.clip(np.rint(frame.output.astype(np.float32) + ramp * correction), 0, 255).astype(np.uint8)
+    steady[known.slices] = frame.output[known.slices]
+    return steady
 
 
 def refine_border(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, keep_seen: bool = False,

@@ -5,8 +5,8 @@ The budget: a 300-frame 320x240 video to 9:16 with the shipped model and its def
 ``repeats`` times (median). One more run with the background threads off, so the stages follow one another, is
 split by stage: every call of the functions that make a stage is timed (the source's frames as they are read, the
 letterbox canvas and the pre-fill (TELEA, or motion and propagation), the codec's encode and decode, the UNet,
-composition, the pasting of seen pixels (--keep-seen), the video writer), and what is left (the sampler's
-arithmetic, guidance, bookkeeping, model loading excluded) is "other".
+composition, the border's stages along the motion (--keep-seen, --steady), the video writer), and what is left
+(the sampler's arithmetic, guidance, bookkeeping, model loading excluded) is "other".
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 BUDGET_SECONDS = 180.0
-STAGES = ("read source", "canvas + pre-fill", "VAE encode", "UNet", "VAE decode", "compose", "seen pixels",
+STAGES = ("read source", "canvas + pre-fill", "VAE encode", "UNet", "VAE decode", "compose", "motion + border",
           "write video")
 
 
@@ -92,9 +92,10 @@ def stage_clock(pipe) -> Iterator[StageClock]:
     clock.patch(LatentCodec, "decode", "VAE decode")
     clock.patch(pipe.unet, "denoise", "UNet")
     clock.patch(pipeline, "compose", "compose")
-    # --keep-seen: its own motion measurements (through the propagation module) and the pasting
-    for name in ("motion_frame", "estimate_motion", "_seen_canvas"):
-        clock.patch(propagation, name, "seen pixels")
+    # after composing (--keep-seen, --steady): the motion measured again (through the propagation module), the
+    # pasting of seen pixels, the averaging along the motion
+    for name in ("motion_frame", "estimate_motion", "_seen_canvas", "_steadied"):
+        clock.patch(propagation, name, "motion + border")
     clock.patch(VideoWriter, "write", "write video")
     clock.patch(VideoWriter, "close", "write video")
     try:
