@@ -306,11 +306,17 @@ def _sliding(frames: Iterator[_Frame], reach: int) -> Iterator[tuple[int, dict[i
 
 
 def _keep_seen_stage(frames: Iterator[_Frame], known: Rect, reach: int, blend: float) -> Iterator[_Frame]:
-    # Seen strips thinner than this (output pixels) are dropped: a sliver of real pixels between the picture and the
-    # model's border reads as a line (found looking at a slow zoom, where the neighbours saw 2 pixels more).
-    opening = np.ones((2 * round(blend) + 3,) * 2, dtype=np.uint8)
+    opening = None
     for t, window in _sliding(frames, reach):
         frame = window[t]
+        if opening is None:
+            # Seen regions thinner than this are dropped: a sliver of real pixels between the picture and the
+            # model's border reads as a line (a slow zoom's 2 pixels; a 15-pixel row of blocks above a 9:16
+            # output's picture, 800 pixels deep). At least 2 * blend + 3 pixels and an eighth of the border's depth.
+            h, w = frame.output.shape[:2]
+            depth = max(known.x0, known.y0, w - known.x1, h - known.y1)
+            size = max(2 * round(blend) + 3, round(depth / 8))
+            opening = np.ones((size, size), dtype=np.uint8)
         sources = {s: f.source for s, f in window.items()}
         to_first = {s: f.to_first for s, f in window.items()}
         shots = {s: f.shot for s, f in window.items()}
@@ -418,8 +424,9 @@ def keep_seen(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, re
 
     ``pairs`` yields (source frame, composed output frame); ``known`` is the source's place in the output (the
     source is resized to it). The pasted pixels fade into the rest of the border over about ``blend`` pixels (a
-    Gaussian of the mask of pasted pixels and the picture), so no edge shows where what was seen ends; strips
-    thinner than ``2 * blend + 3`` pixels are not pasted (they would read as a line). A frame is
+    Gaussian of the mask of pasted pixels and the picture), so no edge shows where what was seen ends; regions
+    thinner than ``2 * blend + 3`` pixels or an eighth of the border's depth are not pasted (they would read as a
+    line). A frame is
     yielded once the ``reach`` frames after it are read: memory holds ``2 * reach + 1`` frames.
     """
     return refine_border(pairs, known, keep_seen=True, reach=reach, blend=blend)
