@@ -125,3 +125,20 @@ def test_steady_averages_the_border_along_the_camera_and_keeps_the_picture(pan_v
     # steady 0 and no keep-seen: the frames pass through
     same = np.stack(list(refine_border(zip(pan_sources, pan_video, strict=True), known)))
     assert np.array_equal(same, pan_video)
+
+
+def test_keep_seen_drops_seen_slivers_thin_against_a_deep_border(pan_video) -> None:
+    """Four frames each way of a 3-pixel pan confirm a 9-pixel strip (seen by two of them) beside a border 96 pixels
+    deep: a sliver that would read as a line, so nothing is pasted; beside a border 12 pixels deep it is pasted."""
+    from m3ddm.geometry import Rect
+    from m3ddm.propagation import keep_seen
+
+    sources = np.ascontiguousarray(pan_video[:, :, 12:84])
+    deep = np.full((16, 96, 72 + 2 * 96, 3), 128, np.uint8)
+    deep[:, :, 96:168] = sources
+    out = np.stack(list(keep_seen(zip(sources, deep, strict=True), Rect(96, 0, 72, 96), reach=4)))
+    assert np.array_equal(out, deep)
+    shallow = np.full((16, 96, 96, 3), 128, np.uint8)
+    shallow[:, :, 12:84] = sources
+    out = np.stack(list(keep_seen(zip(sources, shallow, strict=True), Rect(12, 0, 72, 96), reach=4)))
+    assert np.mean(out[4:12, :, 4:12] != 128) > 0.9
