@@ -79,6 +79,23 @@ def test_outpaint_adapt_steps_tune_on_the_clip(tiny_pipe):
     assert all(torch.equal(before[k], v) for k, v in tiny_pipe.unet.state_dict().items())  # the base is untouched
 
 
+def test_outpaint_border_stages_reach_the_pipeline(tiny_pipe, monkeypatch):
+    node = NODE_CLASS_MAPPINGS["M3DDMOutpaint"]()
+    seen = []
+    real = tiny_pipe.outpaint_array
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["steady"], kwargs["keep_seen"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_pipe, "outpaint_array", spy)
+    images = frames(4, 48, 64)
+    node.outpaint(tiny_pipe, images, 30.0, "pads", "", 16, 0, 0, 0, size=128, steps=1, seed=0)
+    node.outpaint(tiny_pipe, images, 30.0, "pads", "", 16, 0, 0, 0, size=128, steps=1, seed=0, steady=2,
+                  keep_seen="on")
+    assert seen == [(None, None), (2, True)]
+
+
 @pytest.mark.parametrize(("target", "ratio", "pads", "message"), [
     ("pads", "", (0, 0, 0, 0), "all pads are zero"),
     ("ratio", " ", (0, 0, 0, 0), "choose a target aspect ratio"),

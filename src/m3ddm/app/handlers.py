@@ -51,6 +51,8 @@ class Settings:
     start: float = 0.0  # seconds into the video
     end: float | None = None  # seconds; None or 0 = to the end
     adapt_steps: int = 0  # per-video adaptation (LoRA steps on this clip before generating); 0 = off
+    steady: int | None = None  # frames on either side whose borders are averaged along the camera's motion
+    keep_seen: bool | None = None  # paste the border pixels other frames saw, sharp
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def target_from_form(mode: str, ratio: str | None, left=0, top=0, right=0, botto
 
 
 def settings_from_form(size=None, steps=None, strength=None, guidance_context=None, guidance_global=None,
-                       seed=0, start=0.0, end=None, adapt_steps=0) -> Settings:
+                       seed=0, start=0.0, end=None, adapt_steps=0, steady=None, keep_seen=None) -> Settings:
     """Form values (numbers or None/0 for "the model's") -> Settings, with the checks the CLI makes."""
     def positive_int(value, name: str) -> int | None:
         if value in (None, "", 0):
@@ -98,7 +100,17 @@ def settings_from_form(size=None, steps=None, strength=None, guidance_context=No
         guidance_global=None if guidance_global in (None, "") else float(guidance_global),
         seed=int(float(seed or 0)), start=start, end=end,
         adapt_steps=positive_int(adapt_steps, "the number of adapt steps") or 0,
+        steady=_frames(steady, "the steady frames"), keep_seen=None if keep_seen is None else bool(keep_seen),
     )
+
+
+def _frames(value, name: str) -> int | None:
+    """A whole number of frames, 0 allowed (off); None or "" = the model's."""
+    if value in (None, ""):
+        return None
+    if float(value) != int(float(value)) or int(float(value)) < 0:
+        raise UserError(f"{name} must be a whole number of at least 0, got {value}")
+    return int(float(value))
 
 
 def make_options(target: Target, settings: Settings):
@@ -109,7 +121,7 @@ def make_options(target: Target, settings: Settings):
     return OutpaintOptions(
         ratio=target.ratio, pad=target.pad, size=settings.size, steps=settings.steps, strength=settings.strength,
         guidance_context=settings.guidance_context, guidance_global=settings.guidance_global, seed=settings.seed,
-        adapt=AdaptSettings(steps=settings.adapt_steps),
+        adapt=AdaptSettings(steps=settings.adapt_steps), steady=settings.steady, keep_seen=settings.keep_seen,
     )
 
 
@@ -310,4 +322,5 @@ def model_defaults(pipe) -> Settings:
     s1, s2 = config.get("default_guidance", (2.0, 4.0))
     return Settings(size=int(config.get("default_size", 256)), steps=int(config.get("default_steps", 25)),
                     strength=float(config.get("default_strength", 1.0)), guidance_context=float(s1),
-                    guidance_global=float(s2))
+                    guidance_global=float(s2), steady=int(config.get("default_steady", 0)),
+                    keep_seen=bool(config.get("default_keep_seen", False)))

@@ -146,7 +146,7 @@ class M3DDMOutpaint:
                                  "tooltip": "working long side in pixels; 0 = the model's"}),
                 "steps": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip": "0 = the model's"}),
                 "strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
-                                       "tooltip": "1 = from noise; lower refines the TELEA pre-fill; "
+                                       "tooltip": "1 = from noise; lower refines the pre-fill; "
                                                   "0 = the model's"}),
                 "guidance_context": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 50.0, "step": 0.1,
                                                "tooltip": "s1 of eq. 4; -1 = the model's"}),
@@ -156,20 +156,27 @@ class M3DDMOutpaint:
                 "adapt_steps": ("INT", {"default": 0, "min": 0, "max": 5000,
                                         "tooltip": "tune a copy of the model on this video first (LoRA steps); "
                                                    "0 = off"}),
+                "steady": ("INT", {"default": -1, "min": -1, "max": 64,
+                                   "tooltip": "frames on either side whose borders are averaged along the camera's "
+                                              "motion; 0 = off, -1 = the model's"}),
+                "keep_seen": (["model", "on", "off"], {"default": "model",
+                                                       "tooltip": "paste the border pixels other frames saw, sharp "
+                                                                  "(for pans of a still scene); model = its default"}),
             }
         }
 
     def outpaint(self, pipeline, images: torch.Tensor, fps: float, target: str, ratio: str, pad_left: int,
                  pad_top: int, pad_right: int, pad_bottom: int, size: int = 0, steps: int = 0, strength: float = 0.0,
                  guidance_context: float = -1.0, guidance_global: float = -1.0, seed: int = 0,
-                 adapt_steps: int = 0) -> tuple:
+                 adapt_steps: int = 0, steady: int = -1, keep_seen: str = "model") -> tuple:
         frames = images_to_frames(images)
         ratio_value, pads = _target(target, ratio, (pad_left, pad_top, pad_right, pad_bottom))
         options = {
             "size": int(size) or None, "steps": int(steps) or None, "strength": float(strength) or None,
             "guidance_context": None if guidance_context < 0 else float(guidance_context),
             "guidance_global": None if guidance_global < 0 else float(guidance_global),
-            "adapt": int(adapt_steps),
+            "adapt": int(adapt_steps), "steady": None if steady < 0 else int(steady),
+            "keep_seen": {"model": None, "on": True, "off": False}[keep_seen],
         }
         if pads is not None:
             out = pipeline.outpaint_array(frames, fps=fps, pad_px=pads, seed=int(seed), **options)
