@@ -368,11 +368,13 @@ class M3DDMPipeline(DiffusionPipeline):
             raise UserError(f"the VAE batch must be at least 1 frame, got {options.vae_batch}")
         if options.adapter is not None and options.adapt.steps:
             raise UserError("give either --adapt STEPS (tune on this video) or --adapter DIR (use a saved adapter)")
-        prefill = options.prefill or self.config.get("default_prefill", "telea")
-        if prefill not in PREFILLS:
-            raise UserError(f"the pre-fill must be one of {', '.join(PREFILLS)}, got {prefill!r}")
-        if prefill != "telea" and options.official_compat:
+        if options.prefill is not None and options.prefill not in PREFILLS:
+            raise UserError(f"the pre-fill must be one of {', '.join(PREFILLS)}, got {options.prefill!r}")
+        if options.prefill not in (None, "telea") and options.official_compat:
             raise UserError("--official-compat reproduces the official TELEA pre-fill: drop --prefill")
+        # --official-compat takes the official pre-fill whatever the model's default
+        prefill = options.prefill or ("telea" if options.official_compat
+                                      else self.config.get("default_prefill", "telea"))
         official = options.official_compat or options.official_output
         if options.keep_seen and official:
             raise UserError("--keep-seen changes the border after composing: drop --official-output/--official-compat")

@@ -320,8 +320,12 @@ def test_prefill_is_checked_and_defaults_to_the_models(tiny_pipeline):
         tiny_pipeline.resolve(OutpaintOptions(prefill="flow"), 8)
     with pytest.raises(UserError, match="official-compat"):
         tiny_pipeline.resolve(OutpaintOptions(prefill="propagate", official_compat=True, scheduler="pndm"), 8)
-    tiny_pipeline.register_to_config(default_prefill="propagate")
+    tiny_pipeline.register_to_config(default_prefill="propagate", default_steady=3)
     try:
         assert tiny_pipeline.resolve(OutpaintOptions(), 8).prefill == "propagate"
+        # --official-compat with a model whose defaults are ours: the official pre-fill, no border stages
+        official = tiny_pipeline.resolve(OutpaintOptions(official_compat=True, scheduler="pndm"), 8)
+        assert (official.prefill, official.steady, official.keep_seen) == ("telea", 0, False)
+        assert tiny_pipeline.resolve(OutpaintOptions(), 8).steady == 3
     finally:
-        tiny_pipeline.register_to_config(default_prefill="telea")
+        tiny_pipeline.register_to_config(default_prefill="telea", default_steady=0)
