@@ -2,11 +2,14 @@
 
 Data flow (one module per step):
 
-    source frames ──canvas.build_canvas──► letterboxed canvases ──codec.encode (once per frame)──► latents
+    source frames ──canvas.build_canvas──► letterboxed canvases ──pre-fill (canvas.prefill_telea per frame, or
+        propagation.propagate_border: what other frames saw, by the camera's motion)
+        ──codec.encode (once per frame)──► latents
     g global frames ──(their latents, or stretched frames for the official weights)──► unet.encode_global (once)
     num_frames + strides ──planning.coarse_to_fine_plan──► windows (frames, guides, depends_on)
     for each batch of independent windows: sampling.sample_windows ──► generated latents (saved for --resume)
-    generated latents ──codec.decode──► canvases ──canvas.compose with the source (full resolution)──► video + audio
+    generated latents ──codec.decode──► canvases ──canvas.compose with the source (full resolution)
+        ──propagation.refine_border (--keep-seen, --steady: along the camera's motion)──► video + audio
 """
 
 from __future__ import annotations
