@@ -365,7 +365,7 @@ def outpaint_file(
             reporter.stage("writing", f"{out} ({own.output_w}x{own.output_h}"
                                       f"{', with audio' if _audio_source(source, input_path, still) else ''})"
                            + (f" and {', '.join(extras)}" if extras else ""))
-            frames = pipe.decode_frames(source, latents, geometry, video.options)
+            frames = pipe.decode_frames(source, latents, geometry, video.options, video.encoded.motion)
             if crop is not None:
                 frames = (frame[crop.slices] for frame in frames)
             if options.background_io:  # decode and compose the next frames while this thread encodes the video

@@ -47,7 +47,7 @@ from m3ddm.planning import (
     global_frame_indices,
     validate_strides,
 )
-from m3ddm.propagation import estimate_motion, motion_frame, propagate_border, refine_border, rescale_motion
+from m3ddm.propagation import CameraMotion, propagate_border, refine_border
 from m3ddm.sampling import (
     Guidance,
     WindowBatch,
@@ -137,6 +137,7 @@ class EncodedVideo:
     global_latents: torch.Tensor | None  # [g, C, hg, wg]
     latent_mask: torch.Tensor  # [1, 1, 1, h, w]
     fps: Fraction  # the source's frame rate (the UNet's fps conditioning)
+    motion: CameraMotion | None = None  # the camera's motion, when the pre-fill or the border's stages use it
 
 
 @dataclass
@@ -348,7 +349,8 @@ class M3DDMPipeline(DiffusionPipeline):
             if opts.output_size is None and not opts.official_output:
                 opts = replace(opts, output_size=(src_w + left + right, src_h + top + bottom))
         video, latents, _ = self.outpaint_latents(source, opts, hooks=hooks)
-        return np.stack(list(self.decode_frames(source, latents, video.geometry, video.options)))
+        return np.stack(list(self.decode_frames(source, latents, video.geometry, video.options,
+                                                video.encoded.motion)))
 
     def outpaint_latents(self, source, options: OutpaintOptions, *, hooks: GenerationHooks | None = None
                          ) -> tuple[PreparedVideo, torch.Tensor, dict]:
@@ -482,34 +484,26 @@ class M3DDMPipeline(DiffusionPipeline):
         need_fill = options.init == "prefill" or latent_masked
         # propagation needs the other frames of a shot: its pre-fills are made and encoded after the stream
         propagated = need_fill and options.prefill == "propagate"
+        # the camera's motion, measured once here for the pre-fill and for the border's stages after composing
+        motion = CameraMotion() if propagated or options.keep_seen or options.steady else None
         known = geometry.known
         known_images: list[np.ndarray] = []
-        motions: list[np.ndarray | None] = []
 
         def prepared():  # decoding, canvas, pre-fill or motion: CPU work that can run ahead of the encoder
-            previous = None
             for frame in source.iter_frames():
                 canvas, mask = build_canvas(frame, geometry)
-                motion = None
-                if propagated:  # measured on the source (detail) and expressed in the canvas's pixels
-                    small = motion_frame(frame)
-                    if previous is not None:
-                        motion = rescale_motion(estimate_motion(previous, small), known.w / small.shape[1],
-                                                known.h / small.shape[0])
-                    previous = small
-                fill = prefill_telea(canvas, mask) if need_fill and not propagated else None
-                yield frame, canvas, fill, motion
+                if motion is not None:
+                    motion.add(frame)
+                yield frame, canvas, prefill_telea(canvas, mask) if need_fill and not propagated else None
 
         frames = prefetch(prepared()) if options.background_io else prepared()
         count = 0
-        for i, (frame, canvas, filled, motion) in enumerate(frames):
+        for i, (frame, canvas, filled) in enumerate(frames):
             pending.append(canvas)
             if filled is not None:
                 pending_fill.append(filled)
             if propagated:
                 known_images.append(canvas[known.slices].copy())
-                if i:
-                    motions.append(motion)
             if stretch and i in g_indices:
                 stretched.append(stretched_global_frame(frame, options.size, official))
             if len(pending) == options.vae_batch:
@@ -520,7 +514,8 @@ class M3DDMPipeline(DiffusionPipeline):
             raise UserError(f"the input announced {n} frames but {count} could be decoded")
         if propagated:
             pads = (known.x0, known.y0, geometry.canvas_w - known.x1, geometry.canvas_h - known.y1)
-            fills = propagate_border(np.stack(known_images), pads, motions, max_distance=PROPAGATION_REACH)
+            fills = propagate_border(np.stack(known_images), pads, motion.scaled(known.w, known.h),
+                                     max_distance=PROPAGATION_REACH)
             for start in range(0, n, options.vae_batch):
                 stop = min(n, start + options.vae_batch)
                 prefilled.append(encode(list(fills[start:stop]), "prefill", range(start, stop)))
@@ -550,7 +545,7 @@ class M3DDMPipeline(DiffusionPipeline):
         prefilled_t = torch.cat(prefilled).contiguous() if prefilled else None
         global_latents = global_latents.contiguous() if global_latents is not None else None
         return EncodedVideo(masked_t, prefilled_t, black.contiguous(), global_latents,
-                            latent_mask_t, source.info.fps)
+                            latent_mask_t, source.info.fps, motion)
 
     def adapted_unet(self, video: PreparedVideo, *, state: AdaptState | None = None, resume: bool = False,
                      progress: Reporter | None = None,
@@ -686,9 +681,10 @@ class M3DDMPipeline(DiffusionPipeline):
         return (generated if shown is None else shown), stats
 
     @torch.no_grad()
-    def decode_frames(self, source, latents: torch.Tensor, geometry: Geometry,
-                        options: OutpaintOptions) -> Iterator[np.ndarray]:
-        """Decode the generated canvases in small batches and compose each with its source frame (streaming)."""
+    def decode_frames(self, source, latents: torch.Tensor, geometry: Geometry, options: OutpaintOptions,
+                      motion: CameraMotion | None = None) -> Iterator[np.ndarray]:
+        """Decode the generated canvases in small batches and compose each with its source frame (streaming);
+        ``motion``: the camera's, measured while encoding (``EncodedVideo.motion``), for the border's stages."""
         codec = self.codec
         frames = source.iter_frames()
         step = options.vae_batch
@@ -709,7 +705,7 @@ class M3DDMPipeline(DiffusionPipeline):
             upscale = max(out_known.w / geometry.known.w, out_known.h / geometry.known.h, 1.0)
             yield from refine_border(composed(), out_known, keep_seen=bool(options.keep_seen),
                                      steady=options.steady or 0, seam_band=max(1, round(feather * upscale)),
-                                     steady_scale=1.0 / upscale)
+                                     steady_scale=1.0 / upscale, motion=motion)
         else:
             yield from (output for _, output in composed())
 

@@ -14,7 +14,7 @@ start the model refines, instead of per-frame TELEA).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -116,6 +116,38 @@ def rescale_motion(matrix: np.ndarray | None, scale_x: float, scale_y: float) ->
     return scale @ matrix @ np.linalg.inv(scale)
 
 
+@dataclass
+class CameraMotion:
+    """A video's motions t -> t+1 (None: a cut) in the pixels of its motion frames (``motion_frame``), measured once
+    while the video is read, for the pre-fill and the border's stages alike."""
+
+    steps: list[np.ndarray | None] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)  # (width, height) of the motion frames
+    _previous: np.ndarray | None = field(default=None, repr=False)
+
+    def add(self, frame: np.ndarray) -> None:
+        """Measure the motion from the previous frame added to ``frame`` (uint8 RGB)."""
+        small = motion_frame(frame)
+        if self._previous is not None:
+            self.steps.append(estimate_motion(self._previous, small))
+        self._previous, self.size = small, (small.shape[1], small.shape[0])
+
+    def step(self, index: int, width: int, height: int) -> np.ndarray | None:
+        """Motion ``index`` (frame ``index`` -> ``index + 1``) in the pixels of frames resized to ``width`` x
+        ``height``."""
+        return rescale_motion(self.steps[index], width / self.size[0], height / self.size[1])
+
+    def scaled(self, width: int, height: int) -> list[np.ndarray | None]:
+        """Every motion in the pixels of frames resized to ``width`` x ``height``."""
+        return [self.step(index, width, height) for index in range(len(self.steps))]
+
+
+def _chain(to_first: np.ndarray, shot: int, motion: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """The next frame's map to the first frame of its shot and its shot, given the previous frame's and the motion
+    between them (None, a cut, starts a new shot)."""
+    return (np.eye(3), shot + 1) if motion is None else (to_first @ np.linalg.inv(motion), shot)
+
+
 def chain_to_first(motions: Sequence[np.ndarray | None]) -> tuple[list[np.ndarray], list[int]]:
     """From motions t -> t+1: each frame's map to the first frame of its segment, and its segment id.
 
@@ -123,12 +155,9 @@ def chain_to_first(motions: Sequence[np.ndarray | None]) -> tuple[list[np.ndarra
     """
     to_first, segments = [np.eye(3)], [0]
     for motion in motions:
-        if motion is None:
-            to_first.append(np.eye(3))
-            segments.append(segments[-1] + 1)
-        else:
-            to_first.append(to_first[-1] @ np.linalg.inv(motion))
-            segments.append(segments[-1])
+        link, segment = _chain(to_first[-1], segments[-1], motion)
+        to_first.append(link)
+        segments.append(segment)
     return to_first, segments
 
 
@@ -270,21 +299,21 @@ class _Frame:
     shot: int
 
 
-def _with_motion(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect) -> Iterator[_Frame]:
-    """(source frame, output frame) pairs with the camera's motion chained over each shot (measured once)."""
-    previous, last = None, None
-    for source, output in pairs:
-        small = motion_frame(source)
+def _with_motion(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect,
+                 motion: CameraMotion | None) -> Iterator[_Frame]:
+    """(source frame, output frame) pairs with the camera's motion chained over each shot: ``motion`` measured
+    before (the pipeline's, from encoding), else measured here as the frames come."""
+    measured = motion is None
+    motion = CameraMotion() if measured else motion
+    last = None
+    for index, (source, output) in enumerate(pairs):
         pixels = source if source.shape[:2] == (known.h, known.w) else resize(source, known.w, known.h)
-        motion = None if previous is None else rescale_motion(
-            estimate_motion(previous, small), known.w / small.shape[1], known.h / small.shape[0])
-        previous = small
+        if measured:
+            motion.add(source)
         if last is None:
             frame = _Frame(pixels, output, np.eye(3), 0)
-        elif motion is None:  # a cut: a new shot
-            frame = _Frame(pixels, output, np.eye(3), last.shot + 1)
         else:
-            frame = _Frame(pixels, output, last.to_first @ np.linalg.inv(motion), last.shot)
+            frame = _Frame(pixels, output, *_chain(last.to_first, last.shot, motion.step(index - 1, known.w, known.h)))
         last = frame
         yield frame
 
@@ -399,16 +428,17 @@ def _steadied(t: int, window: dict[int, _Frame], small_of: dict[int, np.ndarray]
 
 def refine_border(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, keep_seen: bool = False,
                   steady: int = 0, seam_band: int = 0, steady_scale: float = 1.0, reach: int = SEEN_REACH,
-                  blend: float = 2.0) -> Iterator[np.ndarray]:
+                  blend: float = 2.0, motion: CameraMotion | None = None) -> Iterator[np.ndarray]:
     """The border's stages after composing, along the camera's motion (measured once): ``keep_seen`` (see
     ``keep_seen``), then ``steady`` (each border averaged with the borders of ``steady`` frames on either side,
     brought into place by the motion: less shimmer on a static camera, no jump where windows hand over; not within
     ``seam_band`` pixels of the picture, fading in over as many more; averaged at ``steady_scale`` of the size).
 
-    ``pairs`` yields (source frame, composed output frame); ``known`` is the source's place in the output. Frames
-    come out in order, each once the frames it needs are read.
+    ``pairs`` yields (source frame, composed output frame); ``known`` is the source's place in the output;
+    ``motion``, the video's motion if it was measured already (else it is measured here). Frames come out in order,
+    each once the frames it needs are read.
     """
-    frames = _with_motion(pairs, known)
+    frames = _with_motion(pairs, known, motion)
     if keep_seen:
         frames = _keep_seen_stage(frames, known, reach, blend)
     if steady:

@@ -4,9 +4,9 @@ The budget: a 300-frame 320x240 video to 9:16 with the shipped model and its def
 2-core machine. The run a user gets (``outpaint_file``, reading and writing on background threads) is timed whole,
 ``repeats`` times (median). One more run with the background threads off, so the stages follow one another, is
 split by stage: every call of the functions that make a stage is timed (the source's frames as they are read, the
-letterbox canvas and the pre-fill (TELEA, or motion and propagation), the codec's encode and decode, the UNet,
-composition, the border's stages along the motion (--keep-seen, --steady), the video writer), and what is left
-(the sampler's arithmetic, guidance, bookkeeping, model loading excluded) is "other".
+letterbox canvas and the pre-fill (TELEA, or the camera's motion and propagation), the codec's encode and decode,
+the UNet, composition, the border's stages along the motion (--keep-seen, --steady), the video writer), and what is
+left (the sampler's arithmetic, guidance, bookkeeping, model loading excluded) is "other".
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 BUDGET_SECONDS = 180.0
-STAGES = ("read source", "canvas + pre-fill", "VAE encode", "UNet", "VAE decode", "compose", "motion + border",
+STAGES = ("read source", "canvas + pre-fill", "VAE encode", "UNet", "VAE decode", "compose", "border stages",
           "write video")
 
 
@@ -86,16 +86,17 @@ def stage_clock(pipe) -> Iterator[StageClock]:
     clock.patch(VideoSource, "iter_frames", "read source", iterator=True)
     clock.patch(pipeline, "build_canvas", "canvas + pre-fill")
     clock.patch(pipeline, "prefill_telea", "canvas + pre-fill")
-    for name in ("motion_frame", "estimate_motion", "propagate_border"):  # --prefill propagate
-        clock.patch(pipeline, name, "canvas + pre-fill")
+    # the camera's motion (measured while reading, for the pre-fill and the border's stages) and the propagation
+    for name in ("motion_frame", "estimate_motion"):
+        clock.patch(propagation, name, "canvas + pre-fill")
+    clock.patch(pipeline, "propagate_border", "canvas + pre-fill")
     clock.patch(LatentCodec, "encode", "VAE encode")
     clock.patch(LatentCodec, "decode", "VAE decode")
     clock.patch(pipe.unet, "denoise", "UNet")
     clock.patch(pipeline, "compose", "compose")
-    # after composing (--keep-seen, --steady): the motion measured again (through the propagation module), the
-    # pasting of seen pixels, the averaging along the motion
-    for name in ("motion_frame", "estimate_motion", "_seen_canvas", "_steadied"):
-        clock.patch(propagation, name, "motion + border")
+    # after composing (--keep-seen, --steady): the pasting of seen pixels, the averaging along the motion
+    for name in ("_seen_canvas", "_steadied"):
+        clock.patch(propagation, name, "border stages")
     clock.patch(VideoWriter, "write", "write video")
     clock.patch(VideoWriter, "close", "write video")
     try:

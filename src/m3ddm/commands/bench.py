@@ -110,7 +110,7 @@ def register(subparsers) -> None:
         description="Outpaint a synthetic video (default: 300 frames, 320x240, to 9:16) with a model (default: the "
                     "shipped one) at its defaults: the run a user gets, timed whole (median of --repeats), then one "
                     "run with the stages one after another, split by stage (read, canvas + pre-fill, VAE encode, "
-                    "UNet, VAE decode, compose, motion + border, write). Issue 12's budget: at most 180 s on a quiet "
+                    "UNet, VAE decode, compose, border stages, write). Issue 12's budget: at most 180 s on a quiet "
                     "2-core CPU.")
     stages.add_argument("--model", metavar="MODEL_DIR", help="pipeline folder (default: the shipped model)")
     stages.add_argument("--frames", type=int, default=300)
