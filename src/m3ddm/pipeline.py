@@ -8,8 +8,8 @@ Data flow (one module per step):
     g global frames ──(their latents, or stretched frames for the official weights)──► unet.encode_global (once)
     num_frames + strides ──planning.coarse_to_fine_plan──► windows (frames, guides, depends_on)
     for each batch of independent windows: sampling.sample_windows ──► generated latents (saved for --resume)
-    generated latents ──codec.decode──► canvases ──canvas.compose with the source (full resolution)
-        ──propagation.refine_border (--keep-seen, --steady: along the camera's motion)──► video + audio
+    generated latents ──codec.decode──► canvases ──propagation.steady_canvases (--steady: along the camera's motion)
+        ──canvas.compose with the source (full resolution) ──propagation.keep_seen (--keep-seen)──► video + audio
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from m3ddm.planning import (
     global_frame_indices,
     validate_strides,
 )
-from m3ddm.propagation import CameraMotion, propagate_border, refine_border
+from m3ddm.propagation import CameraMotion, keep_seen, propagate_border, steady_canvases
 from m3ddm.sampling import (
     Guidance,
     WindowBatch,
@@ -93,8 +93,8 @@ class OutpaintOptions:
     # paste the border pixels that other frames of the shot saw over the model's border, at the output's
     # resolution (m3ddm.propagation.keep_seen); None = the model's
     keep_seen: bool | None = None
-    # average each frame's border with this many frames' borders on either side, along the camera's motion (less
-    # shimmer, no jump between windows; m3ddm.propagation.refine_border); 0 = off, None = the model's
+    # average each frame's decoded canvas with this many frames' canvases on either side, along the camera's motion
+    # (less shimmer, no jump between windows; m3ddm.propagation.steady_canvases); 0 = off, None = the model's
     steady: int | None = None
     strength: float | None = None  # < 1: start from the pre-fill noised part-way (image-to-image); None = model's
     noise_share: float | None = None  # share of the start noise common to all frames (less flicker); None = model's
@@ -692,22 +692,21 @@ class M3DDMPipeline(DiffusionPipeline):
         official = options.official_output
         feather, colour_match = (0, False) if official else (options.feather, options.colour_match)
 
-        def composed() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        def decoded() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # (source frame, canvas)
             for start in range(0, latents.shape[0], step):
                 # contiguous: the same decoded pixels whatever layout the caller's latents have (see generate)
-                canvases = signed_to_uint8(codec.decode(latents[start: start + step].contiguous()))
-                for canvas in canvases:
-                    frame = next(frames)
-                    yield frame, compose(frame, canvas, geometry, feather=feather, colour_match=colour_match)
+                for canvas in signed_to_uint8(codec.decode(latents[start: start + step].contiguous())):
+                    yield next(frames), canvas
 
-        if options.keep_seen or options.steady:
-            out_known = geometry.output_known
-            upscale = max(out_known.w / geometry.known.w, out_known.h / geometry.known.h, 1.0)
-            yield from refine_border(composed(), out_known, keep_seen=bool(options.keep_seen),
-                                     steady=options.steady or 0, seam_band=max(1, round(feather * upscale)),
-                                     steady_scale=1.0 / upscale, motion=motion)
+        pairs = decoded()
+        if options.steady:
+            pairs = steady_canvases(pairs, geometry.known, options.steady, motion=motion)
+        composed = ((frame, compose(frame, canvas, geometry, feather=feather, colour_match=colour_match))
+                    for frame, canvas in pairs)
+        if options.keep_seen:
+            yield from keep_seen(composed, geometry.output_known, motion=motion)
         else:
-            yield from (output for _, output in composed())
+            yield from (output for _, output in composed)
 
 
 def _batches(windows: list[Window], limit: int) -> Iterator[list[Window]]:

@@ -7,12 +7,14 @@ back to dense Farneback flow), accepted only where the two frames agree once ali
 reliable motion (a cut) starts a new shot, and shots never lend each other pixels. What no frame of the shot saw is
 inpainted with TELEA (``m3ddm.canvas.prefill_telea``).
 
-Used twice: as the ``propagate`` baseline of ``m3ddm evaluate`` and as the pipeline's ``--prefill propagate`` (the
-start the model refines, instead of per-frame TELEA).
+Used as the ``propagate`` baseline of ``m3ddm evaluate`` and as the pipeline's ``--prefill propagate`` (the start
+the model refines, instead of per-frame TELEA); the same motion steadies the decoded canvases (``steady_canvases``,
+``--steady``) and pastes seen pixels into the composed frames (``keep_seen``, ``--keep-seen``).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -362,101 +364,67 @@ def _keep_seen_stage(frames: Iterator[_Frame], known: Rect, reach: int, blend: f
         yield _Frame(frame.source, output, frame.to_first, frame.shot)
 
 
-def _seam_ramp(height: int, width: int, known: Rect, band: int) -> np.ndarray:
-    """0 within ``band`` pixels of the picture, rising to 1 at ``2 * band`` (float32 ``[height, width]``)."""
-    outside = np.ones((height, width), dtype=np.uint8)
-    outside[known.slices] = 0
-    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 3)
-    return np.clip((distance - band) / max(1, band), 0.0, 1.0).astype(np.float32)
-
-
-def _steady_stage(frames: Iterator[_Frame], known: Rect, radius: int, seam_band: int,
-                  scale: float) -> Iterator[_Frame]:
-    """Each frame's border averaged with its neighbours' borders brought into place by the camera's motion
-    (triangular weights over ``radius`` frames each side, same shot only); the picture is kept as it is, and so is
-    the border within ``seam_band`` pixels of it (the seam's feather continues this frame's picture, which the
-    neighbours' do not exactly), the averaging fading in over the next ``seam_band`` pixels.
-
-    The average is taken at ``scale`` of the output's size (the model's border has no finer detail than its working
-    canvas) and added as a correction at full size: at full HD the warps cost what they cost on the canvas."""
-    ramp, small_of = None, {}
+def _steady_stage(frames: Iterator[_Frame], known: Rect, radius: int) -> Iterator[_Frame]:
+    """Each frame averaged, whole, with its neighbours brought into place by the camera's motion (triangular weights
+    over ``radius`` frames each side, same shot only); ``known`` is the source's place in the frames."""
     for t, window in _sliding(frames, radius):
         frame = window[t]
-        if ramp is None:
-            ramp = _seam_ramp(*frame.output.shape[:2], known, seam_band)[..., None]
-        for old in [s for s in small_of if s not in window]:
-            del small_of[old]
-        yield _Frame(frame.source, _steadied(t, window, small_of, known, radius, ramp, scale), frame.to_first,
-                     frame.shot)
+        yield _Frame(frame.source, _steadied(t, window, known, radius), frame.to_first, frame.shot)
 
 
-def _steadied(t: int, window: dict[int, _Frame], small_of: dict[int, np.ndarray], known: Rect, radius: int,
-              ramp: np.ndarray, scale: float) -> np.ndarray:
-    """Frame ``t``'s output with its border averaged along the motion (see ``_steady_stage``); ``small_of`` caches
-    the outputs at ``scale``."""
+def _steadied(t: int, window: dict[int, _Frame], known: Rect, radius: int) -> np.ndarray:
+    """Frame ``t``'s output averaged along the motion with the other frames of ``window`` (see ``_steady_stage``)."""
     frame = window[t]
     h, w = frame.output.shape[:2]
-    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-    for s, other in window.items():
-        if s not in small_of:
-            small_of[s] = resize(other.output, sw, sh).astype(np.float32)
-    to_small = np.diag([sw / w, sh / h, 1.0])
     offset = np.array([[1, 0, known.x0], [0, 1, known.y0], [0, 0, 1]], dtype=np.float64)
     kernel = np.ones((3, 3), dtype=np.uint8)
-    own_small = small_of[t]
-    total = own_small * (radius + 1)
-    weight = np.full((sh, sw), float(radius + 1), dtype=np.float32)
+    total = frame.output.astype(np.float32) * (radius + 1)
+    weight = np.full((h, w), float(radius + 1), dtype=np.float32)
     from_first = np.linalg.inv(frame.to_first)
-    ones = np.full((sh, sw), 255, dtype=np.uint8)
+    ones = np.full((h, w), 255, dtype=np.uint8)
     for s, other in window.items():
         if s == t or other.shot != frame.shot:
             continue
-        # output of s -> output of t, at the small scale
-        matrix = to_small @ offset @ from_first @ other.to_first @ np.linalg.inv(offset) @ np.linalg.inv(to_small)
-        warped = cv2.warpPerspective(small_of[s], matrix, (sw, sh), flags=cv2.INTER_LINEAR)
-        valid = cv2.erode(cv2.warpPerspective(ones, matrix, (sw, sh), flags=cv2.INTER_NEAREST), kernel) > 0
+        matrix = offset @ from_first @ other.to_first @ np.linalg.inv(offset)  # frame s -> frame t
+        # replicate: a sample half a pixel outside the neighbour's frame takes its edge, not black
+        warped = cv2.warpPerspective(other.output.astype(np.float32), matrix, (w, h), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE)
+        valid = cv2.erode(cv2.warpPerspective(ones, matrix, (w, h), flags=cv2.INTER_NEAREST), kernel) > 0
         share = float(radius + 1 - abs(s - t))
         total[valid] += share * warped[valid]
         weight[valid] += share
-    correction = total / weight[..., None] - own_small
-    if (sw, sh) != (w, h):
-        correction = cv2.resize(correction, (w, h), interpolation=cv2.INTER_LINEAR)
-    steady = np.clip(np.rint(frame.output.astype(np.float32) + ramp * correction), 0, 255).astype(np.uint8)
-    steady[known.slices] = frame.output[known.slices]
-    return steady
+    return np.clip(np.rint(total / weight[..., None]), 0, 255).astype(np.uint8)
 
 
-def refine_border(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, keep_seen: bool = False,
-                  steady: int = 0, seam_band: int = 0, steady_scale: float = 1.0, reach: int = SEEN_REACH,
-                  blend: float = 2.0, motion: CameraMotion | None = None) -> Iterator[np.ndarray]:
-    """The border's stages after composing, along the camera's motion (measured once): ``keep_seen`` (see
-    ``keep_seen``), then ``steady`` (each border averaged with the borders of ``steady`` frames on either side,
-    brought into place by the motion: less shimmer on a static camera, no jump where windows hand over; not within
-    ``seam_band`` pixels of the picture, fading in over as many more; averaged at ``steady_scale`` of the size).
+def steady_canvases(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, radius: int, *,
+                    motion: CameraMotion | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(source frame, decoded canvas) pairs with each canvas averaged, whole, with the canvases of ``radius`` frames
+    on either side brought into place by the camera's motion (triangular weights, same shot only): less shimmer on
+    a static camera and no jump where one window hands over to the next. ``known`` is the source's place in the
+    canvas. Taken before composing, so the seam's feather then blends each frame's own picture into a steady
+    border (averaging composed frames would mix the neighbours' seams into it)."""
+    sources: deque[np.ndarray] = deque()
 
-    ``pairs`` yields (source frame, composed output frame); ``known`` is the source's place in the output;
-    ``motion``, the video's motion if it was measured already (else it is measured here). Frames come out in order,
-    each once the frames it needs are read.
-    """
-    frames = _with_motion(pairs, known, motion)
-    if keep_seen:
-        frames = _keep_seen_stage(frames, known, reach, blend)
-    if steady:
-        frames = _steady_stage(frames, known, steady, seam_band, min(1.0, steady_scale))
-    for frame in frames:
-        yield frame.output
+    def remembered() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for source, canvas in pairs:
+            sources.append(source)
+            yield source, canvas
+
+    for frame in _steady_stage(_with_motion(remembered(), known, motion), known, radius):
+        yield sources.popleft(), frame.output
 
 
 def keep_seen(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, reach: int = SEEN_REACH,
-              blend: float = 2.0) -> Iterator[np.ndarray]:
+              blend: float = 2.0, motion: CameraMotion | None = None) -> Iterator[np.ndarray]:
     """Stream output frames whose border pixels that other source frames of the shot saw (up to ``reach`` frames
     away, nearest first; two of them must agree) are those frames' pixels, at the output's resolution.
 
     ``pairs`` yields (source frame, composed output frame); ``known`` is the source's place in the output (the
-    source is resized to it). The pasted pixels fade into the rest of the border over about ``blend`` pixels (a
-    Gaussian of the mask of pasted pixels and the picture), so no edge shows where what was seen ends; regions
-    thinner than ``2 * blend + 3`` pixels or an eighth of the border's depth are not pasted (they would read as a
-    line). A frame is
-    yielded once the ``reach`` frames after it are read: memory holds ``2 * reach + 1`` frames.
+    source is resized to it); ``motion``, the camera's if it was measured already (else it is measured here). The
+    pasted pixels fade into the rest of the border over about ``blend`` pixels (a Gaussian of the mask of pasted
+    pixels and the picture), so no edge shows where what was seen ends; regions thinner than ``2 * blend + 3``
+    pixels or an eighth of the border's depth are not pasted (they would read as a line). A frame is yielded once
+    the ``reach`` frames after it are read: memory holds ``2 * reach + 1`` frames.
     """
-    return refine_border(pairs, known, keep_seen=True, reach=reach, blend=blend)
+    for frame in _keep_seen_stage(_with_motion(pairs, known, motion), known, reach, blend):
+        yield frame.output

@@ -94,7 +94,7 @@ def stage_clock(pipe) -> Iterator[StageClock]:
     clock.patch(LatentCodec, "decode", "VAE decode")
     clock.patch(pipe.unet, "denoise", "UNet")
     clock.patch(pipeline, "compose", "compose")
-    # after composing (--keep-seen, --steady): the pasting of seen pixels, the averaging along the motion
+    # the averaging along the motion (--steady, on the canvases) and the pasting of seen pixels (--keep-seen)
     for name in ("_seen_canvas", "_steadied"):
         clock.patch(propagation, name, "border stages")
     clock.patch(VideoWriter, "write", "write video")
