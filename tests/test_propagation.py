@@ -140,3 +140,23 @@ def test_keep_seen_drops_seen_slivers_thin_against_a_deep_border(pan_video) -> N
     shallow[:, :, 12:84] = sources
     out = np.stack(list(keep_seen(zip(sources, shallow, strict=True), Rect(12, 0, 72, 96), reach=4)))
     assert np.mean(out[4:12, :, 4:12] != 128) > 0.9
+
+
+def test_a_source_is_pasted_only_where_it_continues_the_picture() -> None:
+    """The continuity check of keep-seen: a border pixel may come from a warped source only where that source
+    agrees with the picture in the band just inside the picture's nearest edge (a motion that fits a large moving
+    object, not the scene beside the edge, fails there); a pixel whose nearest picture pixel the source does not
+    cover gets nothing."""
+    from m3ddm.geometry import Rect
+    from m3ddm.propagation import SEEN_AGREEMENT, SEEN_EDGE_BAND, _continues_picture
+
+    known = Rect(20, 0, 60, 80)  # a 100x80 output, borders left and right
+    box = (0, 0)  # the box is the whole output here
+    difference = np.zeros((80, 100), dtype=np.float32)
+    difference[40:, 20:40] = 3 * SEEN_AGREEMENT  # lower left: the source does not fit the picture there
+    overlap = np.zeros((80, 100), dtype=bool)
+    overlap[:, 20:75] = True  # the source covers the picture but for its 5 rightmost columns
+    allowed = _continues_picture(difference, overlap, known, *box)
+    assert allowed[: 40 - SEEN_EDGE_BAND, :20].all()  # upper left: continues the picture
+    assert not allowed[40 + SEEN_EDGE_BAND :, :20].any()  # lower left: would not
+    assert not allowed[:, 80:].any()  # right: the picture's edge there is not covered by this source

@@ -243,13 +243,14 @@ SEEN_EDGE_BAND = 6
 
 
 def _seen_canvas(t: int, sources: dict[int, np.ndarray], to_first: dict[int, np.ndarray], segment: dict[int, int],
-                 composed: np.ndarray, known: Rect) -> tuple[np.ndarray, np.ndarray]:
+                 composed: np.ndarray, known: Rect, min_reach: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Frame ``t``'s output with its border pixels that other frames saw, and the mask of those pixels.
 
     A pixel counts as seen only when two source frames agree on it (within ``SEEN_AGREEMENT``): the nearest one
     gives it, the next one that covers it confirms it. What moves on its own (an animated scene, a vehicle taken
     for the camera) looks different from frame to frame and is left to the model. Each source is warped only over
-    the box its picture lands in, and skipped when that box holds nothing left to fill or to confirm."""
+    the box its picture lands in, and skipped when that box holds nothing left to fill or to confirm, or when it
+    reaches less than ``min_reach`` pixels beyond the picture (what it gives would be a sliver, dropped anyway)."""
     h, w = composed.shape[:2]
     canvas = composed.copy()
     hole = np.ones((h, w), dtype=np.uint8)  # 1: no source gave this border pixel yet
@@ -266,6 +267,10 @@ def _seen_canvas(t: int, sources: dict[int, np.ndarray], to_first: dict[int, np.
             break
         matrix = offset @ from_first @ to_first[s]  # frame s's known pixels -> frame t's output
         quad = cv2.perspectiveTransform(corners, matrix)[0]
+        reach = max(known.x0 - quad[:, 0].min(), quad[:, 0].max() - known.x1,
+                    known.y0 - quad[:, 1].min(), quad[:, 1].max() - known.y1)
+        if reach < min_reach:
+            continue
         # the box with a margin of 2, so the erosion below treats the picture's edges as the whole-frame one would
         x0, y0 = max(0, int(np.floor(quad[:, 0].min())) - 2), max(0, int(np.floor(quad[:, 1].min())) - 2)
         x1, y1 = min(w, int(np.ceil(quad[:, 0].max())) + 3), min(h, int(np.ceil(quad[:, 1].max())) + 3)
@@ -303,7 +308,8 @@ def _continues_picture(difference: np.ndarray, overlap: np.ndarray, known: Rect,
     inside = overlap.astype(np.float32)
     total = cv2.boxFilter(difference * inside, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
     count = cv2.boxFilter(inside, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
-    agrees = (count >= SEEN_EDGE_BAND) & (total <= SEEN_AGREEMENT * count)
+    # evidence: the source covers at least half of the band's part of the window (an edge pixel's window is half in)
+    agrees = (count >= (SEEN_EDGE_BAND + 1) * size / 2) & (total <= SEEN_AGREEMENT * count)
     # each pixel's nearest picture pixel, in the box's coordinates (outside the box: no evidence, not given)
     h, w = difference.shape
     xs = np.clip(np.arange(w) + x0, known.x0, known.x1 - 1) - x0
@@ -374,7 +380,7 @@ def _keep_seen_stage(frames: Iterator[_Frame], known: Rect, reach: int, blend: f
         sources = {s: f.source for s, f in window.items()}
         to_first = {s: f.to_first for s, f in window.items()}
         shots = {s: f.shot for s, f in window.items()}
-        canvas, taken = _seen_canvas(t, sources, to_first, shots, frame.output, known)
+        canvas, taken = _seen_canvas(t, sources, to_first, shots, frame.output, known, opening.shape[0])
         taken = cv2.morphologyEx(taken.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0
         output = frame.output
         if taken.any():
