@@ -160,3 +160,33 @@ def test_a_source_is_pasted_only_where_it_continues_the_picture() -> None:
     assert allowed[: 40 - SEEN_EDGE_BAND, :20].all()  # upper left: continues the picture
     assert not allowed[40 + SEEN_EDGE_BAND :, :20].any()  # lower left: would not
     assert not allowed[:, 80:].any()  # right: the picture's edge there is not covered by this source
+
+
+def test_camera_motion_measured_once_per_frame_equals_pairwise(pan_video) -> None:
+    """CameraMotion finds each frame's features once; its motions are those of estimate_motion on each pair."""
+    from m3ddm.propagation import CameraMotion
+
+    motion = CameraMotion()
+    for frame in pan_video[:5]:
+        motion.add(frame)
+    small = [motion_frame(frame) for frame in pan_video[:5]]
+    assert len(motion.steps) == 4
+    for step, a, b in zip(motion.steps, small[:-1], small[1:], strict=True):
+        assert np.allclose(step, estimate_motion(a, b))
+
+
+def test_dense_flow_fallback_measured_small_is_in_the_frames_pixels() -> None:
+    """The dense-flow fallback runs on frames shrunk to FLOW_SIZE; its motion comes back in the frames' pixels."""
+    import cv2
+
+    from m3ddm.propagation import FLOW_SIZE, _flow_homography
+
+    rng = np.random.default_rng(0)
+    smooth = cv2.GaussianBlur(rng.uniform(0, 255, (260, 360)).astype(np.float32), (0, 0), 6)
+    smooth = cv2.normalize(smooth, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    a, b = smooth[10:250, 20:340], smooth[10:250, 14:334]  # 320 wide (> FLOW_SIZE); content moves 6 px right
+    assert max(a.shape) > FLOW_SIZE
+    matrix = _flow_homography(a, b)
+    matrix = matrix / matrix[2, 2]
+    assert matrix[0, 2] == pytest.approx(6.0, abs=0.75) and matrix[1, 2] == pytest.approx(0.0, abs=0.75)
+    assert np.allclose(matrix[:2, :2], np.eye(2), atol=0.02)

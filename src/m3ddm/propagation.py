@@ -55,12 +55,21 @@ def _plausible(matrix: np.ndarray | None, width: int, height: int) -> bool:
     return bool(np.abs(moved - corners).max() < 0.5 * max(width, height))
 
 
-def _orb_homography(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    h, w = a.shape
+# ORB features kept per motion frame: plenty for one global motion; matching is quadratic in their number.
+ORB_FEATURES = 500
+
+OrbFeatures = tuple[Sequence, np.ndarray | None]  # keypoints, descriptors
+
+
+def _orb_features(grey: np.ndarray) -> OrbFeatures:
+    h, w = grey.shape
     edge = max(4, min(31, min(h, w) // 8))
-    orb = cv2.ORB_create(nfeatures=1500, edgeThreshold=edge, patchSize=edge)
-    ka, da = orb.detectAndCompute(a, None)
-    kb, db = orb.detectAndCompute(b, None)
+    orb = cv2.ORB_create(nfeatures=ORB_FEATURES, edgeThreshold=edge, patchSize=edge)
+    return orb.detectAndCompute(grey, None)
+
+
+def _orb_homography(a: OrbFeatures, b: OrbFeatures) -> np.ndarray | None:
+    (ka, da), (kb, db) = a, b
     if da is None or db is None or len(ka) < 8 or len(kb) < 8:
         return None
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(da, db)
@@ -74,7 +83,17 @@ def _orb_homography(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     return matrix
 
 
+# Dense flow (the fallback where ORB finds too few features: flat or blurred frames) is computed at most this long
+# a side: a global motion needs no finer flow, and Farneback costs 3-4x as much at twice the size.
+FLOW_SIZE = 160
+
+
 def _flow_homography(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    full_h, full_w = a.shape
+    if max(full_h, full_w) > FLOW_SIZE:
+        small_a, small_b = motion_frame(a, FLOW_SIZE), motion_frame(b, FLOW_SIZE)
+        matrix = _flow_homography(small_a, small_b)
+        return rescale_motion(matrix, full_w / small_a.shape[1], full_h / small_a.shape[0])
     flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 21, 3, 5, 1.2, 0)
     h, w = a.shape
     step = max(4, min(h, w) // 24)
@@ -98,16 +117,20 @@ def _aligns(a: np.ndarray, b: np.ndarray, matrix: np.ndarray) -> bool:
     return float(np.abs(warped[overlap].astype(np.float32) - b[overlap]).mean()) <= MAX_OVERLAP_ERROR
 
 
-def estimate_motion(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+def estimate_motion(a: np.ndarray, b: np.ndarray,
+                    features: tuple[OrbFeatures, OrbFeatures] | None = None) -> np.ndarray | None:
     """Homography (3x3) taking pixel coordinates of frame ``a`` to frame ``b`` (RGB or grey, same size); None when
-    no reliable one is found (typically a scene cut), which stops propagation between the two frames."""
+    no reliable one is found (typically a scene cut), which stops propagation between the two frames.
+    ``features``: the two frames' ORB features, when the caller computed them already."""
     ga, gb = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) if f.ndim == 3 else f for f in (a, b))
     h, w = ga.shape
-    for estimator in (_orb_homography, _flow_homography):
-        matrix = estimator(ga, gb)
-        if _plausible(matrix, w, h) and _aligns(ga, gb, matrix):
-            return matrix / matrix[2, 2]
-    return None
+    features = features if features is not None else (_orb_features(ga), _orb_features(gb))
+    matrix = _orb_homography(*features)
+    if not (_plausible(matrix, w, h) and _aligns(ga, gb, matrix)):
+        matrix = _flow_homography(ga, gb)  # too few features (flat or blurred frames): dense flow
+        if not (_plausible(matrix, w, h) and _aligns(ga, gb, matrix)):
+            return None
+    return matrix / matrix[2, 2]
 
 
 def rescale_motion(matrix: np.ndarray | None, scale_x: float, scale_y: float) -> np.ndarray | None:
@@ -125,14 +148,17 @@ class CameraMotion:
 
     steps: list[np.ndarray | None] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)  # (width, height) of the motion frames
-    _previous: np.ndarray | None = field(default=None, repr=False)
+    _previous: tuple[np.ndarray, OrbFeatures] | None = field(default=None, repr=False)
 
     def add(self, frame: np.ndarray) -> None:
-        """Measure the motion from the previous frame added to ``frame`` (uint8 RGB)."""
+        """Measure the motion from the previous frame added to ``frame`` (uint8 RGB); each frame's features are
+        found once."""
         small = motion_frame(frame)
+        features = _orb_features(small)
         if self._previous is not None:
-            self.steps.append(estimate_motion(self._previous, small))
-        self._previous, self.size = small, (small.shape[1], small.shape[0])
+            previous, previous_features = self._previous
+            self.steps.append(estimate_motion(previous, small, (previous_features, features)))
+        self._previous, self.size = (small, features), (small.shape[1], small.shape[0])
 
     def step(self, index: int, width: int, height: int) -> np.ndarray | None:
         """Motion ``index`` (frame ``index`` -> ``index + 1``) in the pixels of frames resized to ``width`` x
