@@ -97,7 +97,8 @@ class OutpaintOptions:
     # (less shimmer, no jump between windows; m3ddm.propagation.steady_canvases); 0 = off, None = the model's
     steady: int | None = None
     strength: float | None = None  # < 1: start from the pre-fill noised part-way (image-to-image); None = model's
-    noise_share: float | None = None  # share of the start noise common to all frames (less flicker); None = model's
+    # share of the start noise common to all frames (less flicker); None = the model's below strength 1, else 0
+    noise_share: float | None = None
     replace_known: bool = False  # RePaint-style: keep the known cells on the context's noisy trajectory
     official_compat: bool = False
     num_global_frames: int | None = None
@@ -366,8 +367,10 @@ class M3DDMPipeline(DiffusionPipeline):
         strides = default_strides(num_frames) if options.strides is None else validate_strides(options.strides)
         strength = options.strength if options.strength is not None else self.config.get("default_strength", 1.0)
         check_strength(strength, options.init)  # before the video is read and encoded
+        # the model's share is for starts from the pre-fill: from pure noise a pattern common to every frame is out of
+        # what the model was trained on (independent noise per frame), and it paints it as structure
         noise_share = options.noise_share if options.noise_share is not None \
-            else self.config.get("default_noise_share", 0.0)
+            else self.config.get("default_noise_share", 0.0) if strength < 1.0 else 0.0
         check_noise_share(noise_share)
         if options.vae_batch < 1:
             raise UserError(f"the VAE batch must be at least 1 frame, got {options.vae_batch}")

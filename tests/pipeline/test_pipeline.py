@@ -209,8 +209,11 @@ def test_model_defaults_fill_unset_guidance_and_noise_share(tiny_pipeline):
     assert (resolved.guidance_context, resolved.guidance_global, resolved.noise_share) == (2.0, 4.0, 0.0)
     tiny_pipeline.register_to_config(default_guidance=[1.0, 1.5], default_noise_share=0.5)
     try:
-        resolved = tiny_pipeline.resolve(OutpaintOptions(guidance_global=3.0), 8)
+        resolved = tiny_pipeline.resolve(OutpaintOptions(guidance_global=3.0, strength=0.5, init="prefill"), 8)
         assert (resolved.guidance_context, resolved.guidance_global, resolved.noise_share) == (1.0, 3.0, 0.5)
+        # the model's share is for starts from the pre-fill: from pure noise it is 0 unless asked for
+        assert tiny_pipeline.resolve(OutpaintOptions(strength=1.0), 8).noise_share == 0.0
+        assert tiny_pipeline.resolve(OutpaintOptions(strength=1.0, noise_share=0.25), 8).noise_share == 0.25
     finally:
         tiny_pipeline.register_to_config(default_guidance=[2.0, 4.0], default_noise_share=0.0)
 

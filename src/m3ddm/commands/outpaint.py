@@ -94,8 +94,8 @@ def register(subparsers) -> None:
                         f"shipped model, 1 = from noise for --unet/--vae)")
     p.add_argument("--noise-share", type=float,
                    help=f"in [0, 1): share of the start noise common to every frame; higher flickers less "
-                        f"(default: the model's: {_shipped('default_noise_share', 0.0):g} for the shipped model, "
-                        f"0 = independent noise per frame as the paper)")
+                        f"(default: the model's below --strength 1: {_shipped('default_noise_share', 0.0):g} for "
+                        f"the shipped model; 0 = independent noise per frame as the paper, and from noise)")
     p.add_argument("--keep-seen", action=argparse.BooleanOptionalAction,
                    help=f"paste the border pixels that other frames of the shot saw (the camera's motion brings them "
                         f"back) over the model's border, sharp at the output's size (default: the model's: "
