@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from m3ddm.canvas import build_canvas, compose, prefill_telea
+from m3ddm.canvas import build_canvas, compose, prefill_smooth, prefill_telea
 from m3ddm.errors import UserError
 from m3ddm.geometry import Pad, plan_geometry
 
@@ -47,6 +47,29 @@ def test_prefill_telea_fills_only_the_border():
     # a flat source extends as (nearly, TELEA drifts by a few levels) the same flat colour into the border
     assert np.abs(filled[mask == 1].astype(int) - np.array([30, 120, 210])).max() <= 12
     assert np.array_equal(prefill_telea(canvas, np.zeros_like(mask)), canvas)
+
+
+def test_prefill_smooth_extends_the_edge_colours_without_streaks():
+    """The smooth pre-fill keeps the picture, extends a flat picture exactly, and carries each side's colours into
+    the border beside it (a red left half, a blue right half), smoothly: no pixel-to-pixel streaks."""
+    g = plan_geometry(120, 200, ratio=1.0)  # borders above and below
+    frame = np.full((120, 200, 3), (30, 120, 210), dtype=np.uint8)
+    canvas, mask = build_canvas(frame, g)
+    filled = prefill_smooth(canvas, mask)
+    assert np.array_equal(filled[mask == 0], canvas[mask == 0])
+    assert np.abs(filled[mask == 1].astype(int) - np.array([30, 120, 210])).max() <= 1
+    assert np.array_equal(prefill_smooth(canvas, np.zeros_like(mask)), canvas)
+    halves = frame.copy()
+    halves[:, :100] = (220, 20, 20)
+    canvas, mask = build_canvas(halves, g)
+    filled = prefill_smooth(canvas, mask).astype(int)
+    top = filled[: g.known.y0 - 1]
+    assert top[:, 5, 0].min() > 150 and top[:, -5, 2].min() > 150  # red above red, blue above blue
+    rng = np.random.default_rng(0)
+    textured = np.clip(halves + rng.normal(0, 25, halves.shape), 0, 255).astype(np.uint8)
+    canvas, mask = build_canvas(textured, g)
+    steps = lambda image: np.abs(np.diff(image[: g.known.y0 - 4].astype(int), axis=1)).mean()  # noqa: E731
+    assert steps(prefill_smooth(canvas, mask)) < 0.5 * steps(prefill_telea(canvas, mask))
 
 
 CASES = [

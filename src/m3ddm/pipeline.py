@@ -30,7 +30,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from m3ddm.adaptation import Adapter, AdaptSettings, AdaptState, VideoLatents, adapt
-from m3ddm.canvas import build_canvas, compose, prefill_telea, resize
+from m3ddm.canvas import build_canvas, compose, prefill_smooth, prefill_telea, resize
 from m3ddm.codecs import LatentCodec
 from m3ddm.conditioning import local_condition, null_condition
 from m3ddm.errors import UserError
@@ -87,8 +87,8 @@ class OutpaintOptions:
     guidance_global: float | None = None  # s2 of eq. 4; None = the model's (the paper's 4)
     batch_windows: int = 4
     init: str = "prefill"  # "prefill" (the pre-fill + noise, official) or "noise"
-    # the pre-fill of the border: "telea" (per frame, official) or "propagate" (other frames' pixels brought in by
-    # global motion, TELEA for the rest); None = the model's
+    # the pre-fill of the border: "telea" (per frame, official), "smooth" (per frame, push-pull), "propagate" (other
+    # frames' pixels brought in by global motion, TELEA for the rest) or "propagate-smooth"; None = the model's
     prefill: str | None = None
     # paste the border pixels that other frames of the shot saw over the model's border, at the output's
     # resolution (m3ddm.propagation.keep_seen); None = the model's
@@ -120,8 +120,15 @@ class OutpaintOptions:
 # "latent_mask" encodes the TELEA-pre-filled canvas and puts the black-frame latent into the masked latent cells,
 # which is what training from a latent cache shows the model (masking in latent space).
 CONTEXT_ENCODINGS = ("letterbox", "latent_mask")
-# The border's pre-fill (the start of image-to-image sampling, and the context's edge cells under latent_mask).
-PREFILLS = ("telea", "propagate")
+# The border's pre-fill (the start of image-to-image sampling, and the context's edge cells under latent_mask):
+# per frame ("telea", "smooth"), or the pixels other frames saw with one of those for the rest ("propagate" is
+# TELEA for the rest).
+PREFILLS = ("telea", "smooth", "propagate", "propagate-smooth")
+
+
+def prefill_parts(prefill: str) -> tuple[bool, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """Whether a pre-fill brings in what other frames saw, and the fill (canvas, mask) -> canvas of the rest."""
+    return prefill.startswith("propagate"), prefill_smooth if prefill.endswith("smooth") else prefill_telea
 # --prefill propagate looks this many frames away at most: it bounds the cost on a long static shot.
 PROPAGATION_REACH = 120
 
@@ -486,7 +493,8 @@ class M3DDMPipeline(DiffusionPipeline):
         latent_masked = self.config.get("context_encoding", "letterbox") == "latent_mask"
         need_fill = options.init == "prefill" or latent_masked
         # propagation needs the other frames of a shot: its pre-fills are made and encoded after the stream
-        propagated = need_fill and options.prefill == "propagate"
+        propagates, fill = prefill_parts(options.prefill)
+        propagated = need_fill and propagates
         # the camera's motion, measured once here for the pre-fill and for the border's stages after composing
         motion = CameraMotion() if propagated or options.keep_seen or options.steady else None
         known = geometry.known
@@ -497,7 +505,7 @@ class M3DDMPipeline(DiffusionPipeline):
                 canvas, mask = build_canvas(frame, geometry)
                 if motion is not None:
                     motion.add(frame)
-                yield frame, canvas, prefill_telea(canvas, mask) if need_fill and not propagated else None
+                yield frame, canvas, fill(canvas, mask) if need_fill and not propagated else None
 
         frames = prefetch(prepared()) if options.background_io else prepared()
         count = 0
@@ -518,7 +526,7 @@ class M3DDMPipeline(DiffusionPipeline):
         if propagated:
             pads = (known.x0, known.y0, geometry.canvas_w - known.x1, geometry.canvas_h - known.y1)
             fills = propagate_border(np.stack(known_images), pads, motion.scaled(known.w, known.h),
-                                     max_distance=PROPAGATION_REACH)
+                                     max_distance=PROPAGATION_REACH, fill=fill)
             for start in range(0, n, options.vae_batch):
                 stop = min(n, start + options.vae_batch)
                 prefilled.append(encode(list(fills[start:stop]), "prefill", range(start, stop)))

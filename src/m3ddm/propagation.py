@@ -15,7 +15,7 @@ the model refines, instead of per-frame TELEA); the same motion steadies the dec
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -211,10 +211,11 @@ def propagate_border(
     motions: Sequence[np.ndarray | None] | None = None,
     *,
     max_distance: int | None = None,
+    fill: Callable[[np.ndarray, np.ndarray], np.ndarray] = prefill_telea,
 ) -> np.ndarray:
     """Canvases ``[F, h + top + bottom, w + left + right, 3]`` of ``frames`` (uint8 ``[F, h, w, 3]``), their
     borders filled from other frames of the same shot aligned by global motion, nearest in time first, the rest
-    by TELEA.
+    by ``fill`` (canvas, mask of what is left) -> canvas: TELEA unless told.
 
     ``motions`` (t -> t+1, in the pixels of ``frames``; None entries are cuts) are measured from ``frames`` when
     not given. A source is used only where it agrees with the known picture it overlaps; ``max_distance`` limits
@@ -253,7 +254,7 @@ def propagate_border(
             take = seen & (hole > 0)
             canvas[take] = warped[take]
             hole[take] = 0
-        out[t] = prefill_telea(canvas, hole)
+        out[t] = fill(canvas, hole)
     return out
 
 

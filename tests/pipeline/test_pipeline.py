@@ -317,9 +317,33 @@ def test_propagate_prefill_encodes_the_pixels_other_frames_saw(tiny_pipeline, pa
     assert len(calls) == 1 and not torch.allclose(telea.prefilled[-1], encoded.prefilled[-1])
 
 
+def test_smooth_prefills_fill_the_rest_smoothly(tiny_pipeline, pan_video, monkeypatch):
+    """--prefill smooth encodes each frame's push-pull fill; propagate-smooth hands that fill to the propagation
+    for what no frame saw (propagate keeps TELEA there)."""
+    import m3ddm.pipeline as pipeline_module
+    from m3ddm.canvas import build_canvas, prefill_smooth
+    from m3ddm.utils.pixels import to_signed
+
+    source = ArraySource(np.ascontiguousarray(pan_video[:6, :, 12:-12]), 24)
+    options = tiny_pipeline.resolve(OutpaintOptions(pad=Pad(12, 0, 12, 0, "pixel"), prefill="smooth"), 6)
+    geometry = tiny_pipeline.geometry_for(source, options)
+    encoded = tiny_pipeline.encode_video(source, geometry, options)
+    canvas, mask = build_canvas(pan_video[5, :, 12:-12], geometry)
+    with torch.no_grad():
+        expected = tiny_pipeline.codec.encode(to_signed(prefill_smooth(canvas, mask)[None])).float()
+    assert torch.allclose(encoded.prefilled[5:6], expected, atol=1e-5)
+    fills = []
+    real = pipeline_module.propagate_border
+    monkeypatch.setattr(pipeline_module, "propagate_border",
+                        lambda *args, **kwargs: fills.append(kwargs["fill"]) or real(*args, **kwargs))
+    for prefill in ("propagate-smooth", "propagate"):
+        tiny_pipeline.encode_video(source, geometry, replace(options, prefill=prefill))
+    assert [f.__name__ for f in fills] == ["prefill_smooth", "prefill_telea"]
+
+
 def test_prefill_is_checked_and_defaults_to_the_models(tiny_pipeline):
     assert tiny_pipeline.resolve(OutpaintOptions(), 8).prefill == "telea"
-    with pytest.raises(UserError, match="pre-fill must be one of telea, propagate"):
+    with pytest.raises(UserError, match="pre-fill must be one of telea, smooth, propagate, propagate-smooth"):
         tiny_pipeline.resolve(OutpaintOptions(prefill="flow"), 8)
     with pytest.raises(UserError, match="official-compat"):
         tiny_pipeline.resolve(OutpaintOptions(prefill="propagate", official_compat=True, scheduler="pndm"), 8)

@@ -86,6 +86,7 @@ def stage_clock(pipe) -> Iterator[StageClock]:
     clock.patch(VideoSource, "iter_frames", "read source", iterator=True)
     clock.patch(pipeline, "build_canvas", "canvas + pre-fill")
     clock.patch(pipeline, "prefill_telea", "canvas + pre-fill")
+    clock.patch(pipeline, "prefill_smooth", "canvas + pre-fill")
     # the camera's motion (measured while reading, for the pre-fill and the border's stages) and the propagation
     for name in ("motion_frame", "estimate_motion"):
         clock.patch(propagation, name, "canvas + pre-fill")

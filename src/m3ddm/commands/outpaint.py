@@ -85,8 +85,10 @@ def register(subparsers) -> None:
     p.add_argument("--init", choices=("prefill", "noise"), default="prefill",
                    help="start from the pre-fill plus noise (default, official) or from pure noise")
     p.add_argument("--prefill",
-                   help=f"the border's pre-fill: telea (per frame, official) or propagate (pixels other frames saw, "
-                        f"brought in by the camera's motion; TELEA for the rest) (default: the model's: "
+                   help=f"the border's pre-fill: telea (per frame, official), smooth (per frame, the edge's colours "
+                        f"extrapolated smoothly), propagate (pixels other frames saw, brought in by the camera's "
+                        f"motion; TELEA for the rest) or propagate-smooth (the same, smooth for the rest) "
+                        f"(default: the model's: "
                         f"{_shipped('default_prefill', 'telea')} for the shipped model, telea for --unet/--vae)")
     p.add_argument("--strength", type=float,
                    help=f"in (0, 1]: noise the pre-fill only this far up and run that share of the steps "
