@@ -124,16 +124,18 @@ CONTEXT_ENCODINGS = ("letterbox", "latent_mask")
 # per frame ("telea", "smooth"), or the pixels other frames saw with one of those for the rest ("propagate" is
 # TELEA for the rest).
 PREFILLS = ("telea", "smooth", "propagate", "propagate-smooth")
+# --prefill propagate looks this many frames away at most: it bounds the cost on a long static shot.
+PROPAGATION_REACH = 120
 
 
 def prefill_parts(prefill: str) -> tuple[bool, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """Whether a pre-fill brings in what other frames saw, and the fill (canvas, mask) -> canvas of the rest."""
     return prefill.startswith("propagate"), prefill_smooth if prefill.endswith("smooth") else prefill_telea
-# --prefill propagate looks this many frames away at most: it bounds the cost on a long static shot.
-PROPAGATION_REACH = 120
+
 
 # Eq. 4's scales as the paper uses them (s1, s2): the default of a model folder that does not set its own.
 PAPER_GUIDANCE = (Guidance.context_scale, Guidance.global_scale)
+
 
 @dataclass
 class EncodedVideo:
@@ -495,7 +497,7 @@ class M3DDMPipeline(DiffusionPipeline):
         # propagation needs the other frames of a shot: its pre-fills are made and encoded after the stream
         propagates, fill = prefill_parts(options.prefill)
         propagated = need_fill and propagates
-        # the camera's motion, measured once here for the pre-fill and for the border's stages after composing
+        # the camera's motion, measured once here for the pre-fill and for the border's stages after decoding
         motion = CameraMotion() if propagated or options.keep_seen or options.steady else None
         known = geometry.known
         known_images: list[np.ndarray] = []
