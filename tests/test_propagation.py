@@ -190,3 +190,20 @@ def test_dense_flow_fallback_measured_small_is_in_the_frames_pixels() -> None:
     matrix = matrix / matrix[2, 2]
     assert matrix[0, 2] == pytest.approx(6.0, abs=0.75) and matrix[1, 2] == pytest.approx(0.0, abs=0.75)
     assert np.allclose(matrix[:2, :2], np.eye(2), atol=0.02)
+
+
+def test_camera_motion_tells_a_still_camera_from_a_moving_one(pan_video) -> None:
+    """still(): no cut and the frame's corners drift less than the tolerance over the frames asked about."""
+    from m3ddm.propagation import CameraMotion
+
+    still, pan, cut = CameraMotion(), CameraMotion(), CameraMotion()
+    for t in range(6):
+        still.add(pan_video[0])
+        pan.add(pan_video[t])
+    for frame in (pan_video[0], pan_video[0], np.random.default_rng(0).integers(0, 256, pan_video[0].shape,
+                                                                                    dtype=np.uint8)):
+        cut.add(frame)
+    assert still.still(0, 5, 96, 96, 0.5)
+    assert pan.still(0, 0, 96, 96, 0.5) and not pan.still(0, 5, 96, 96, 0.5)  # 3 px a frame at 96 px
+    assert pan.still(0, 5, 6, 6, 2.0)  # the same pan seen on a 6-cell grid: 15 px = 0.94 cells, within 2
+    assert cut.still(0, 1, 96, 96, 0.5) and not cut.still(0, 2, 96, 96, 0.5)

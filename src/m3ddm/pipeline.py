@@ -654,6 +654,17 @@ class M3DDMPipeline(DiffusionPipeline):
         if options.official_compat:
             shown = hooks.shown if hooks.shown is not None else generated.clone()
             hooks.shown = shown
+        # the shared noise is a pattern fixed to the canvas: it stays with the content only where the camera holds
+        # still, so a window where it moves (or cuts) gets no share (half a latent cell of drift is "still")
+        known, factor = video.geometry.known, self.codec.downsample_factor
+        motion = encoded.motion
+
+        def share(window: Window) -> float:
+            if options.noise_share == 0 or motion is None:
+                return options.noise_share
+            still = motion.still(min(window.frames), max(window.frames), known.w / factor, known.h / factor, 0.5)
+            return options.noise_share if still else 0.0
+
         done = set(hooks.done)
         cost = self.generation_cost(options, video.plan)
         steps, branches = cost.steps, cost.branches if hooks.branches is None else len(hooks.branches)
@@ -674,7 +685,7 @@ class M3DDMPipeline(DiffusionPipeline):
                                 else window_generator(options.seed, w.id) for w in batch_windows],
                     guidance=guidance, context=context, init=options.init, strength=options.strength,
                     official_compat=options.official_compat, branches=hooks.branches, on_step=on_step,
-                    noise_share=options.noise_share, shared_noise=shared_noise,
+                    noise_share=[share(w) for w in batch_windows], shared_noise=shared_noise,
                     replace_known=options.replace_known,
                 )
                 stats["unet_calls"] += steps * branches * len(batch_windows)

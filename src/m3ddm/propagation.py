@@ -165,6 +165,20 @@ class CameraMotion:
         ``height``."""
         return rescale_motion(self.steps[index], width / self.size[0], height / self.size[1])
 
+    def still(self, first: int, last: int, width: int, height: int, tolerance: float) -> bool:
+        """Whether the camera holds still from frame ``first`` to every frame up to ``last``: no cut, and the
+        corners of a frame resized to ``width`` x ``height`` move less than ``tolerance`` of its pixels."""
+        corners = np.array([[[0, 0], [width, 0], [width, height], [0, height]]], dtype=np.float64)
+        matrix = np.eye(3)
+        for index in range(first, min(last, len(self.steps))):
+            step = self.step(index, width, height)
+            if step is None:
+                return False
+            matrix = step @ matrix
+            if np.abs(cv2.perspectiveTransform(corners, matrix) - corners).max() >= tolerance:
+                return False
+        return True
+
     def scaled(self, width: int, height: int) -> list[np.ndarray | None]:
         """Every motion in the pixels of frames resized to ``width`` x ``height``."""
         return [self.step(index, width, height) for index in range(len(self.steps))]

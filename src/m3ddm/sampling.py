@@ -134,22 +134,28 @@ def window_noise(
     dtype=torch.float32,
     *,
     shared: torch.Tensor | None = None,
-    share: float = 0.0,
+    share: float | Sequence[float] = 0.0,
 ) -> torch.Tensor:
     """One noise tensor per window from its own generator (batching-invariant), stacked on the batch axis.
 
     With ``share`` > 0, that fraction of the noise variance comes from ``shared`` (``[C, 1, h, w]``, one draw per
     video), the same in every frame and window: each element is still N(0, 1), but the frames start correlated,
     which is what keeps an image-to-image refinement from flickering (deterministic samplers map correlated starts
-    to correlated results).
+    to correlated results). ``share`` may be one number per window.
     """
     own = torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=dtype) for g in generators])
-    check_noise_share(share)
-    if share == 0.0:
+    shares = [share] * len(generators) if isinstance(share, int | float) else list(share)
+    for value in shares:
+        check_noise_share(value)
+    if not any(shares):
         return own
     if shared is None:
         raise ValueError("a noise share above 0 needs the shared noise")
-    return share ** 0.5 * shared.to(own)[None] + (1.0 - share) ** 0.5 * own
+    def per_window(values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=own.dtype).view(-1, *([1] * (own.dim() - 1)))
+
+    return (per_window([s ** 0.5 for s in shares]) * shared.to(own)[None]
+            + per_window([(1.0 - s) ** 0.5 for s in shares]) * own)
 
 
 def check_noise_share(share: float) -> None:
@@ -187,7 +193,7 @@ def sample_windows(
     official_compat: bool = False,
     branches: Sequence[str] | None = None,
     on_step: Callable[[int, int], None] | None = None,
-    noise_share: float = 0.0,
+    noise_share: float | Sequence[float] = 0.0,
     shared_noise: torch.Tensor | None = None,
     replace_known: bool = False,
 ) -> torch.Tensor:

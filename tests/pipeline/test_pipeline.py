@@ -204,6 +204,29 @@ def test_noise_share_makes_a_static_video_flicker_less(tiny_pipeline):
         tiny_pipeline.outpaint_latents(source, OutpaintOptions(noise_share=-0.1, **base))
 
 
+def test_noise_share_goes_only_to_windows_where_the_camera_holds_still(tiny_pipeline, pan_video, monkeypatch):
+    """The shared noise is fixed to the canvas: a pan's windows get none of it, a still shot's get the share."""
+    import m3ddm.pipeline as pipeline_module
+
+    shares = []
+    real = pipeline_module.sample_windows
+
+    def spy(*args, **kwargs):
+        shares.extend(kwargs["noise_share"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "sample_windows", spy)
+    base = dict(pad=Pad(12, 0, 12, 0, "pixel"), steps=2, strength=0.5, strides=(1,), noise_share=0.5,
+                prefill="propagate")
+    pan = ArraySource(np.ascontiguousarray(pan_video[:8, :, 12:-12]), 24)
+    tiny_pipeline.outpaint_latents(pan, OutpaintOptions(**base))
+    assert shares and set(shares) == {0.0}
+    shares.clear()
+    still = ArraySource(np.ascontiguousarray(np.repeat(pan_video[:1, :, 12:-12], 8, axis=0)), 24)
+    tiny_pipeline.outpaint_latents(still, OutpaintOptions(**base))
+    assert shares and set(shares) == {0.5}
+
+
 def test_model_defaults_fill_unset_guidance_and_noise_share(tiny_pipeline):
     resolved = tiny_pipeline.resolve(OutpaintOptions(), 8)
     assert (resolved.guidance_context, resolved.guidance_global, resolved.noise_share) == (2.0, 4.0, 0.0)

@@ -108,6 +108,12 @@ def test_window_noise_share_correlates_frames_and_keeps_unit_variance():
         window_noise(shape, gens, shared=shared, share=1.0)
     with pytest.raises(ValueError, match="shared noise"):
         window_noise(shape, gens, share=0.5)
+    # one share per window: a window with none keeps its own noise exactly, the other is mixed as with one share
+    per_window = window_noise(shape, [torch.Generator().manual_seed(i) for i in range(2)], shared=shared,
+                              share=[0.8, 0.0])
+    assert torch.equal(per_window[0], mixed[0]) and torch.equal(per_window[1], own[1])
+    with pytest.raises(UserError, match="noise share"):
+        window_noise(shape, gens, shared=shared, share=[0.5, 1.0])
 
 
 def test_make_scheduler_carries_the_whole_noise_schedule():
