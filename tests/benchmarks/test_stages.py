@@ -56,3 +56,23 @@ def test_the_clock_times_an_object_method_and_leaves_nothing_behind():
     assert model.denoise(1) == 2 and clock.seconds["UNet"] > 0
     clock.restore()
     assert "denoise" not in vars(model) and model.denoise(1) == 2
+
+
+def test_a_stage_called_inside_itself_is_counted_once():
+    """The propagation calls its fill, both timed as the pre-fill: the inner call's time is not added twice."""
+    import time as clock_time
+
+    from m3ddm.benchmarks.stages import StageClock
+
+    clock = StageClock()
+    # a clock that advances one second per reading: each timed call adds (readings between start and end)
+    ticks = iter(range(1000))
+    real = clock_time.perf_counter
+    clock_time.perf_counter = lambda: float(next(ticks))
+    try:
+        inner = clock.timed("compose", lambda: None)
+        outer = clock.timed("compose", lambda: inner())
+        outer()
+    finally:
+        clock_time.perf_counter = real
+    assert clock.seconds["compose"] == 1.0  # the outer call's two readings only

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -30,14 +31,30 @@ class StageClock:
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(STAGES, 0.0)
         self._restore: list[tuple[object, str, object, bool]] = []
+        self._running = threading.local()  # the stages being timed in this thread
+
+    def _outermost(self, stage: str) -> bool:
+        """Start timing ``stage`` unless this thread is timing it already (a timed function calling another of the
+        same stage, e.g. the propagation's fill of the rest: counted once)."""
+        running = self._running.__dict__.setdefault("stages", set())
+        if stage in running:
+            return False
+        running.add(stage)
+        return True
+
+    def _add(self, stage: str, start: float) -> None:
+        self.seconds[stage] += time.perf_counter() - start
+        self._running.stages.discard(stage)
 
     def timed(self, stage: str, function: Callable) -> Callable:
         def wrapper(*args, **kwargs):
+            if not self._outermost(stage):
+                return function(*args, **kwargs)
             start = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[stage] += time.perf_counter() - start
+                self._add(stage, start)
 
         return wrapper
 
@@ -47,13 +64,20 @@ class StageClock:
         def wrapper(*args, **kwargs):
             items = function(*args, **kwargs)
             while True:
+                if not self._outermost(stage):
+                    try:
+                        item = next(items)
+                    except StopIteration:
+                        return
+                    yield item
+                    continue
                 start = time.perf_counter()
                 try:
                     item = next(items)
                 except StopIteration:
                     return
                 finally:
-                    self.seconds[stage] += time.perf_counter() - start
+                    self._add(stage, start)
                 yield item
 
         return wrapper
