@@ -400,7 +400,7 @@ class M3DDMPipeline(DiffusionPipeline):
         if options.steady is not None and (int(options.steady) != options.steady or options.steady < 0):
             raise UserError(f"--steady is a number of frames (0 = off), got {options.steady}")
         if options.steady and official:
-            raise UserError("--steady changes the border after composing: drop --official-output/--official-compat")
+            raise UserError("--steady changes the border the model painted: drop --official-output/--official-compat")
         steady = 0 if official else int(self.config.get("default_steady", 0) if options.steady is None
                                         else options.steady)
         scheduler = options.scheduler or self.config.default_scheduler

@@ -14,7 +14,6 @@ the model refines, instead of per-frame TELEA); the same motion steadies the dec
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -362,8 +361,8 @@ def _continues_picture(difference: np.ndarray, overlap: np.ndarray, known: Rect,
 
 @dataclass
 class _Frame:
-    """One frame in the border's streaming stages: its source pixels (resized to the picture), its output so far,
-    its map to the first frame of its shot and the shot's number."""
+    """One frame in the border's streaming stages: its source pixels (resized to the picture for keep-seen), its
+    output so far, its map to the first frame of its shot and the shot's number."""
 
     source: np.ndarray
     output: np.ndarray
@@ -371,15 +370,17 @@ class _Frame:
     shot: int
 
 
-def _with_motion(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect,
-                 motion: CameraMotion | None) -> Iterator[_Frame]:
+def _with_motion(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, motion: CameraMotion | None,
+                 picture: bool = True) -> Iterator[_Frame]:
     """(source frame, output frame) pairs with the camera's motion chained over each shot: ``motion`` measured
-    before (the pipeline's, from encoding), else measured here as the frames come."""
+    before (the pipeline's, from encoding), else measured here as the frames come. ``picture``: the frames carry
+    their source resized to ``known`` (what keep-seen pastes from), else the source as given."""
     measured = motion is None
     motion = CameraMotion() if measured else motion
     last = None
     for index, (source, output) in enumerate(pairs):
-        pixels = source if source.shape[:2] == (known.h, known.w) else resize(source, known.w, known.h)
+        keep = not picture or source.shape[:2] == (known.h, known.w)
+        pixels = source if keep else resize(source, known.w, known.h)
         if measured:
             motion.add(source)
         if last is None:
@@ -473,15 +474,8 @@ def steady_canvases(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect,
     a static camera and no jump where one window hands over to the next. ``known`` is the source's place in the
     canvas. Taken before composing, so the seam's feather then blends each frame's own picture into a steady
     border (averaging composed frames would mix the neighbours' seams into it)."""
-    sources: deque[np.ndarray] = deque()
-
-    def remembered() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for source, canvas in pairs:
-            sources.append(source)
-            yield source, canvas
-
-    for frame in _steady_stage(_with_motion(remembered(), known, motion), known, radius):
-        yield sources.popleft(), frame.output
+    for frame in _steady_stage(_with_motion(pairs, known, motion, picture=False), known, radius):
+        yield frame.source, frame.output
 
 
 def keep_seen(pairs: Iterator[tuple[np.ndarray, np.ndarray]], known: Rect, *, reach: int = SEEN_REACH,
