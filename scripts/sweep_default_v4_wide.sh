@@ -17,8 +17,10 @@ OUT=${OUT:-runs/default-v4/wide-sweep}
 SETTINGS=${SETTINGS:-}  # pipeline settings of the candidates (model_index keys), besides size, strength, noise share
 STEP=$(printf "%08d" "$1")
 NEW=runs/default-v4/pipe-$STEP
+CHECKPOINT=runs/default-v4/unet-decay/checkpoints/step-$STEP  # the decay phase (after 58500), else the constant one
+[ -d "$CHECKPOINT" ] || CHECKPOINT=runs/default-v4/unet/checkpoints/step-$STEP
 # shellcheck disable=SC2086  # SETTINGS is a list of KEY=VALUE words
-[ -d "$NEW" ] || .venv/bin/python scripts/default_model_v4.py export "runs/default-v4/unet/checkpoints/step-$STEP" \
+[ -d "$NEW" ] || .venv/bin/python scripts/default_model_v4.py export "$CHECKPOINT" \
     training/default-v4/vae "$NEW" default_size=128 default_strength=0.2 default_noise_share=0.5 $SETTINGS
 options=()
 for setting in $SETTINGS; do options+=(--option "${setting#default_}"); done

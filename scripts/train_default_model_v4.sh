@@ -2,7 +2,7 @@
 # The default model v4 campaign (issue 12): run from the repository root; work files go to runs/default-v4/.
 # Every session: train in the background on one thread, resuming from the committed snapshot, then commit a new one:
 #   bash scripts/train_default_model_v4.sh            # trains until stopped (Ctrl-C or kill); checkpoints every 250
-#   m3ddm train --snapshot runs/default-v4/unet training/default-v4   # before the session ends; commit it
+#   m3ddm train --snapshot runs/default-v4/unet-decay training/default-v4   # before the session ends; commit it
 set -euo pipefail
 export OMP_NUM_THREADS=1
 PY=${PY:-.venv/bin/python}

@@ -70,3 +70,41 @@ def test_bad_snapshots_are_one_line_errors(tmp_path, capsys):
     assert main(["train", "--config", "tiny-cpu", "--warm-start", str(tmp_path), "--output-dir",
                  str(tmp_path / "run")]) == 2
     assert "not a weights snapshot" in capsys.readouterr().err
+
+
+def _last_lr(checkpoint) -> float:
+    # accelerate stores each registered object (EMA, LR schedule) as custom_checkpoint_<i>.pkl
+    for path in sorted(checkpoint.glob("custom_checkpoint_*.pkl")):
+        state = torch.load(path, weights_only=False)
+        if "_last_lr" in state:
+            return state["_last_lr"][0]
+    raise AssertionError(f"no LR schedule in {checkpoint}")
+
+
+def test_a_warm_start_decays_over_the_steps_left_and_resumes_on_the_same_curve(tiny_config, tmp_path):
+    from m3ddm.training.loop import train
+
+    config = tiny_config({"optim": {"lr_scheduler": "cosine", "lr_warmup_steps": 0}})
+    train(config, output_dir=tmp_path / "first", max_steps=2)
+    snap = tmp_path / "snap"
+    assert main(["train", "--snapshot", str(tmp_path / "first"), str(snap)]) == 0
+
+    whole = tmp_path / "whole"
+    train(config, output_dir=whole, max_steps=6, warm_start=snap)
+    lrs = {step: _last_lr(path) for step, path in ckpt.list_checkpoints(whole)}
+    # steps 3-6 are the schedule's 4 steps: half-way at step 4, the end at step 6 (spanning 6 steps, it stopped at 0.25)
+    assert lrs[4] == pytest.approx(0.5e-3) and lrs[6] == pytest.approx(0.0, abs=1e-9)
+    assert json.loads((whole / "checkpoints" / ckpt.checkpoint_name(6) / ckpt.STATE_FILE).read_text())["lr_origin"] == 2
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_4(step, loss):
+        if step == 4:  # its checkpoint is written
+            raise Crash
+
+    cut = tmp_path / "cut"
+    with pytest.raises(Crash):
+        train(config, output_dir=cut, max_steps=6, warm_start=snap, on_step_end=crash_after_4)
+    train(config, output_dir=cut, max_steps=6, resume=True)
+    assert _last_lr(ckpt.latest_checkpoint(cut)) == pytest.approx(0.0, abs=1e-9)  # not from a 6-step span

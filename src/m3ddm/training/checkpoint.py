@@ -31,6 +31,7 @@ class TrainerState:
     bad_step_streak: int = 0
     clips_seen: int = 0
     world_size: int = 1
+    lr_origin: int = 0  # the step the LR schedule started from (a warm start's step); it spans max_steps - lr_origin
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -256,8 +256,6 @@ def train(
     optimizer = torch.optim.AdamW(
         unet.parameters(), lr=config.optim.learning_rate, betas=(config.optim.adam_beta1, config.optim.adam_beta2),
         eps=config.optim.adam_epsilon, weight_decay=config.optim.weight_decay)
-    lr_scheduler = get_scheduler(config.optim.lr_scheduler, optimizer=optimizer,
-                                 num_warmup_steps=config.optim.lr_warmup_steps, num_training_steps=max_steps)
     ema = EMA(unet, t.ema_decay, t.ema_warmup) if t.ema_decay else None
     warm = None
     if warm_start is not None and not (resume and existing is not None):
@@ -267,6 +265,15 @@ def train(
         if warm.step >= max_steps:
             raise UserError(f"the snapshot {warm_start} is at step {warm.step}; max_steps={max_steps} leaves "
                             "nothing to train")
+    # A warm start's fresh schedule spans the steps left (a decay reaches its end at max_steps); a resumed run
+    # rebuilds the span its checkpoint started with.
+    if resume and existing is not None:
+        lr_origin = ckpt.TrainerState.from_file(existing / ckpt.STATE_FILE).lr_origin
+    else:
+        lr_origin = warm.step if warm is not None else 0
+    lr_scheduler = get_scheduler(config.optim.lr_scheduler, optimizer=optimizer,
+                                 num_warmup_steps=config.optim.lr_warmup_steps,
+                                 num_training_steps=max(1, max_steps - lr_origin))
     model, optimizer = accelerator.prepare(Denoiser(unet), optimizer)
     unet = accelerator.unwrap_model(model).unet
     if ema is not None:
@@ -293,7 +300,7 @@ def train(
             logger.info("resuming from %s (step %d)", existing, state.step)
     elif warm is not None:
         # the numbering goes on (sample numbers, checkpoint names); the optimizer and LR schedule start afresh
-        state.step, state.clips_seen = warm.step, warm.clips_seen
+        state.step, state.clips_seen, state.lr_origin = warm.step, warm.clips_seen, warm.step
         if main:
             logger.info("warm start from %s (step %d; fresh optimizer, LR warm-up again)", warm_start, warm.step)
     elif resume and main:
