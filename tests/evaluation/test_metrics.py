@@ -8,6 +8,7 @@ from skimage.metrics import structural_similarity
 
 from m3ddm.evaluation.fvd import frechet_distance, fvd_from_features, gaussian_stats
 from m3ddm.evaluation.metrics import (
+    detail_ratio,
     frame_scores,
     gaussian_window,
     mse,
@@ -127,3 +128,17 @@ def test_frechet_distance_stays_real_and_finite_for_singular_covariances() -> No
     assert np.isfinite(value) and value > 0
     with pytest.raises(ValueError):
         gaussian_stats(a[:1])
+
+
+def test_the_detail_ratio_tells_a_blur_from_texture() -> None:
+    rng = np.random.default_rng(0)
+    texture = rng.uniform(0, 1, (32, 48, 3))
+    mask = region_mask(32, 48, (12, 0, 12, 0))
+    assert detail_ratio(texture, texture, mask) == pytest.approx(1.0)
+    blurred = texture.copy()
+    blurred[mask] = texture.mean()  # a flat border: no detail there, the picture's own untouched
+    scores = frame_scores(blurred, texture, mask)
+    assert scores["region"]["detail"] == pytest.approx(0.0, abs=0.2)  # the flat border's edge still steps once
+    assert 0.4 < scores["full"]["detail"] < 0.8
+    assert detail_ratio(np.clip(texture * 2 - 0.5, 0, 1), texture, mask) > 1.3  # a stronger texture: above 1
+    assert np.isnan(detail_ratio(texture, np.full_like(texture, 0.5), mask))  # nothing to compare with

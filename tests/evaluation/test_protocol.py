@@ -77,7 +77,7 @@ def test_score_video_reports_both_scopes(pan_video) -> None:
     assert scores["frames"] == 4
     for scope in ("full", "region"):
         assert scores[scope]["mse"] == 0 and scores[scope]["ssim"] == pytest.approx(1.0)
-        assert set(scores[scope]) == {"mse", "psnr", "ssim", "warp_error", "flicker"}
+        assert set(scores[scope]) == {"mse", "psnr", "ssim", "detail", "warp_error", "flicker"}
     assert len(scores["per_frame"]["region"]["psnr"]) == 4
     with pytest.raises(UserError, match="differ"):
         score_video(gt[:3], gt, pads)

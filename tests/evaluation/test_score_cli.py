@@ -35,7 +35,7 @@ def test_json_shape_and_values(pair, capsys) -> None:
     assert result["frames"] == len(frames)
     assert result["pad_px"] == [6, 0, 6, 0]
     for scope in ("full", "region"):
-        assert set(result[scope]) == {"mse", "psnr", "ssim", "warp_error", "flicker"}
+        assert set(result[scope]) == {"mse", "psnr", "ssim", "detail", "warp_error", "flicker"}
     # Only the border is wrong, so the region is scored worse than the whole frame.
     assert result["region"]["mse"] == pytest.approx(result["full"]["mse"] * 4, rel=1e-6)  # region = 1/4 of it
     assert result["region"]["psnr"] < result["full"]["psnr"]

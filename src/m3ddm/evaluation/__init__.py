@@ -9,7 +9,7 @@ masking, scoring, the evaluation loop) and ``report`` (tables and visuals). Heav
 
 from m3ddm.evaluation.baselines import BASELINES, propagate, reflect, replicate, resolve_method, telea
 from m3ddm.evaluation.fvd import I3DFeatures, frechet_distance, fvd_from_features
-from m3ddm.evaluation.metrics import mse, psnr_from_mse, region_mask, ssim, ssim_map
+from m3ddm.evaluation.metrics import detail_ratio, mse, psnr_from_mse, region_mask, ssim, ssim_map
 from m3ddm.evaluation.protocol import EvalConfig, crop_pads, run_evaluation, score_files, score_video
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "EvalConfig",
     "I3DFeatures",
     "crop_pads",
+    "detail_ratio",
     "frechet_distance",
     "fvd_from_features",
     "mse",

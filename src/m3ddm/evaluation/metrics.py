@@ -1,4 +1,4 @@
-"""Per-frame image metrics on frames in [0, 1]: MSE, PSNR and SSIM, on the full frame or a region, and the
+"""Per-frame image metrics on frames in [0, 1]: MSE, PSNR, SSIM and the detail ratio, on the full frame or a region, and the
 seam metric (how much the step across the edge of the known region stands out from the image's own steps).
 
 Conventions (stated in every report):
@@ -12,6 +12,8 @@ Conventions (stated in every report):
   (scipy "reflect"). The full-frame SSIM is the mean of the SSIM map without its 5-pixel border (the
   window's "valid" part, as scikit-image); the region SSIM is the mean of the map over the region's pixels,
   border included, because generated strips touch the frame edge.
+* the detail ratio (:func:`detail_ratio`): the mean fine detail (image minus its Gaussian blur, sigma 1.5) of the
+  prediction over the ground truth's, on the same pixels; about 1 = as much texture as the truth, below = smoother;
 * the seam metric (:func:`seam_steps`, :func:`seam_ratio`) needs no ground truth: the mean absolute step across
   the seam line (between the first known and the last generated row or column) over the mean absolute step
   between neighbouring rows/columns in the 4 rows/columns just inside the known region; about 1 = no visible seam.
@@ -102,17 +104,39 @@ def ssim(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> fl
     return float(smap.mean())
 
 
+def fine_detail(image: np.ndarray) -> np.ndarray:
+    """Per-pixel amount of fine detail ``[H, W]``: the absolute difference between the image and its Gaussian blur
+    (SSIM's window, sigma 1.5), averaged over channels."""
+    x = to_unit(image)
+    high = np.abs(x - _blur(x, gaussian_window()))
+    return high.mean(axis=-1) if high.ndim == 3 else high
+
+
+def detail_ratio(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """How much fine detail (texture) the prediction has against the ground truth over ``mask`` (all if None):
+    about 1 = as much as the truth, below = smoother (a blur: near 0), above = noisier. NaN on a flat truth."""
+    return _ratio_of_means(fine_detail(pred), fine_detail(gt), mask)
+
+
+def _ratio_of_means(values: np.ndarray, reference: np.ndarray, mask: np.ndarray | None) -> float:
+    denominator = _masked_mean(reference, mask)
+    return float(_masked_mean(values, mask) / denominator) if denominator > 1e-12 else float("nan")
+
+
 def frame_scores(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> dict[str, dict[str, float]]:
-    """MSE, PSNR and SSIM of one frame pair on the full frame and on the region ``mask``."""
+    """MSE, PSNR, SSIM and the detail ratio of one frame pair on the full frame and on the region ``mask``."""
     x, y = to_unit(pred), to_unit(gt)
     sq = (x - y) ** 2
     smap = ssim_map(x, y)
     full_mse, region_mse = float(sq.mean()), _masked_mean(sq, mask)
     r = SSIM_RADIUS
     inner = smap[r:-r, r:-r] if smap.shape[0] > 2 * r and smap.shape[1] > 2 * r else smap
+    detail_x, detail_y = fine_detail(x), fine_detail(y)
     return {
-        "full": {"mse": full_mse, "psnr": psnr_from_mse(full_mse), "ssim": float(inner.mean())},
-        "region": {"mse": region_mse, "psnr": psnr_from_mse(region_mse), "ssim": _masked_mean(smap, mask)},
+        "full": {"mse": full_mse, "psnr": psnr_from_mse(full_mse), "ssim": float(inner.mean()),
+                 "detail": _ratio_of_means(detail_x, detail_y, None)},
+        "region": {"mse": region_mse, "psnr": psnr_from_mse(region_mse), "ssim": _masked_mean(smap, mask),
+                   "detail": _ratio_of_means(detail_x, detail_y, mask)},
     }
 
 

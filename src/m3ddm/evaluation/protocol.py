@@ -31,7 +31,7 @@ from m3ddm.evaluation.temporal import FLOW_ESTIMATED_ON, temporal_scores
 DIRECTIONS = ("horizontal", "vertical", "all", "left", "right", "top", "bottom")
 DEFAULT_RATIOS = (0.25, 0.666)
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
-IMAGE_METRICS = ("mse", "psnr", "ssim")
+IMAGE_METRICS = ("mse", "psnr", "ssim", "detail")
 TEMPORAL_METRICS = ("warp_error", "flicker")
 SEAM_METRICS = ("ratio", "step", "inside")  # score_video's "seam": the seam metric and its two halves
 SCOPES = ("full", "region")
@@ -47,6 +47,9 @@ PROTOCOL_NOTES = {
     "ssim": "Gaussian window sigma 1.5, 11 taps, K1 0.01, K2 0.03, data range 1, per RGB channel then "
     "averaged (= scikit-image gaussian_weights=True, use_sample_covariance=False); full frame excludes the "
     "5-px border, region = mean of the SSIM map over the region",
+    "detail": "detail ratio = mean fine detail (|frame - its Gaussian blur|, sigma 1.5, averaged over channels) "
+    "of the prediction / of the ground truth over the scope's pixels, per frame; about 1 = as much texture as "
+    "the truth, below = smoother (a blur is near 0), above = noisier",
     "lpips": "AlexNet LPIPS (v0.1 linear heads); region = per-layer distance maps averaged with the region "
     "mask area-resampled to each layer",
     "fvd": "Kinetics-400 I3D, 16 uniformly sampled frames per video, TF1 bilinear resize to 224x224, "

@@ -25,6 +25,7 @@ TABLE_METRICS = (
     ("mse", "MSE ↓", "{:.5f}"),
     ("psnr", "PSNR ↑", "{:.2f}"),
     ("ssim", "SSIM ↑", "{:.4f}"),
+    ("detail", "Detail (1 = truth)", "{:.2f}"),
     ("lpips", "LPIPS ↓", "{:.4f}"),
     ("fvd", "FVD ↓", "{:.1f}"),
 )
@@ -37,6 +38,7 @@ CSV_COLUMNS = (
     "mse",
     "psnr",
     "ssim",
+    "detail",
     "lpips",
     "fvd",
     "warp_error",
