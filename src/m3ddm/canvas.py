@@ -80,8 +80,13 @@ def prefill_smooth(canvas: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+TEXTURE_LIMIT = 12.0  # levels: the borrowed detail is squashed to about this, so an edge lends a faint line, not a copy
+TEXTURE_SIGMA = 2.0  # output pixels: grain only (a wider band lends the shapes of the picture's edge, not its texture)
+TEXTURE_REACH = 3  # the lent detail reaches this many ramps (feather bands) into the border
+
+
 def compose(source: np.ndarray, generated: np.ndarray, geometry: Geometry, feather: int = 4,
-            colour_match: bool = True) -> np.ndarray:
+            colour_match: bool = True, texture: float = 0.0) -> np.ndarray:
     """Put the generated border around the source at the output size.
 
     ``source`` is the original frame (``src_h x src_w x C`` uint8), ``generated`` the decoded canvas
@@ -93,7 +98,9 @@ def compose(source: np.ndarray, generated: np.ndarray, geometry: Geometry, feath
       the difference source - rendering along each edge, smoothed along the edge, is added to the border next to
       that edge, fading to nothing at the frame's edge, so the band's colour and brightness continue the source's;
     * over ``feather`` *canvas* pixels (that many times the upscale in output pixels) the source's edge pixels fade
-      into the border, so no seam line shows at any output size.
+      into the border, so no seam line shows at any output size;
+    * ``texture`` (0 = off, 1 = as strong as the source's): the source's fine detail, finer than the upscale the
+      border was painted at, is lent to the border (:func:`add_texture`).
 
     In the "official" output mode everything stays at the working size: the target is cropped from the
     canvas and the known region comes from the letterboxed canvas (with ``feather=0`` and no colour match this is
@@ -119,7 +126,57 @@ def compose(source: np.ndarray, generated: np.ndarray, geometry: Geometry, feath
     if colour_match and feather > 0:
         border = _match_colour_outside(border, known_pixels, out_known, depth=max(2, band))
     out = _feather_outside(border, known_pixels, out_known, band, detail=max(1.0, upscale))
+    if texture > 0 and geometry.output_mode != "official":
+        out = add_texture(out, known_pixels, out_known, texture, scale=upscale, ramp=max(band, 1))
     out[out_known.slices] = known_pixels
+    return out
+
+
+def add_texture(frame: np.ndarray, known_pixels: np.ndarray, known: Rect, amount: float, scale: float,
+                ramp: int) -> np.ndarray:
+    """Lend the source's fine detail to the band of the border next to ``known`` (the model paints the border at the
+    working size, so upscaled it has no detail finer than ``scale`` output pixels: next to the picture the change
+    from sharp to soft shows, and a lawn keeps its colour, not its grass).
+
+    The detail is the source minus its Gaussian blur (sigma :data:`TEXTURE_SIGMA`, less if ``scale`` is), squashed to about
+    :data:`TEXTURE_LIMIT` levels (an edge lends a faint line, not a copy). Each side borrows the strip of the source
+    next to it, ``reach = TEXTURE_REACH * ramp`` pixels wide, moved outwards by that width (a translation, not a
+    mirror image, so the detail moves the way the picture does), rows with rows and columns with columns. Its weight
+    rises from 0 at the picture's edge to ``amount`` over ``ramp`` pixels (the strip's far end does not continue the
+    edge) and falls back to 0 at ``reach`` (further out, repeating the strip would paint a pattern).
+    """
+    source = known_pixels.reshape(known.h, known.w, -1).astype(np.float32)
+    sigma = min(TEXTURE_SIGMA, max(1.0, float(scale)))
+    detail = source - cv2.GaussianBlur(source, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+    detail = (TEXTURE_LIMIT * np.tanh(detail / TEXTURE_LIMIT)).reshape(known.h, known.w, -1)
+    height, width = frame.shape[:2]
+    reach = max(2, TEXTURE_REACH * ramp)
+    rows = _borrowed(height, known.y0, known.y1, reach)
+    cols = _borrowed(width, known.x0, known.x1, reach)
+    lent = detail[rows[:, None], cols[None, :]]
+    ys, xs = np.arange(height), np.arange(width)
+    dy = np.maximum(np.maximum(known.y0 - ys, ys - (known.y1 - 1)), 0)
+    dx = np.maximum(np.maximum(known.x0 - xs, xs - (known.x1 - 1)), 0)
+    distance = np.maximum(dy[:, None], dx[None, :]).astype(np.float32)
+    rise = np.clip(distance / (ramp + 1), 0.0, 1.0)
+    fall = np.clip((reach - distance) / max(1, reach - ramp), 0.0, 1.0)
+    weight = (amount * rise * fall)[..., None]
+    out = frame.astype(np.float32) + weight * lent.reshape(height, width, -1)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(frame.shape)
+
+
+def _borrowed(length: int, start: int, stop: int, reach: int) -> np.ndarray:
+    """For each output position along one axis, the source position whose detail it borrows: itself inside
+    ``[start, stop)``; beyond a side, the strip next to that side (``reach`` wide, at most the source and the
+    border), moved outwards by its width (and repeated, where the weight is 0)."""
+    size = stop - start
+    index = np.arange(length) - start
+    before = max(1, min(start, size, reach))
+    after = max(1, min(length - stop, size, reach))
+    out = index.copy()
+    out[index < 0] = np.mod(index[index < 0], before)
+    beyond = index >= size
+    out[beyond] = size - after + np.mod(index[beyond] - size, after)
     return out
 
 

@@ -96,6 +96,9 @@ class OutpaintOptions:
     # average each frame's decoded canvas with this many frames' canvases on either side, along the camera's motion
     # (less shimmer, no jump between windows; m3ddm.propagation.steady_canvases); 0 = off, None = the model's
     steady: int | None = None
+    # lend the source's fine detail to the border, 0 = off, 1 = as strong as the source's (m3ddm.canvas.add_texture);
+    # None = the model's
+    texture: float | None = None
     strength: float | None = None  # < 1: start from the pre-fill noised part-way (image-to-image); None = model's
     # share of the start noise common to all frames (less flicker); None = the model's below strength 1, else 0
     noise_share: float | None = None
@@ -240,6 +243,7 @@ class M3DDMPipeline(DiffusionPipeline):
         default_prefill: str = "telea",
         default_keep_seen: bool = False,
         default_steady: int = 0,
+        default_texture: float = 0.0,
     ):
         super().__init__()
         if global_frames not in ("canvas", "stretch"):
@@ -254,7 +258,7 @@ class M3DDMPipeline(DiffusionPipeline):
             default_scheduler=default_scheduler, default_steps=default_steps, default_strength=default_strength,
             default_noise_share=default_noise_share, default_guidance=list(default_guidance),
             context_encoding=context_encoding, default_prefill=default_prefill,
-            default_keep_seen=default_keep_seen, default_steady=default_steady,
+            default_keep_seen=default_keep_seen, default_steady=default_steady, default_texture=default_texture,
         )
 
     # ------------------------------------------------------------------------------------------ loading
@@ -403,6 +407,12 @@ class M3DDMPipeline(DiffusionPipeline):
             raise UserError("--steady changes the border the model painted: drop --official-output/--official-compat")
         steady = 0 if official else int(self.config.get("default_steady", 0) if options.steady is None
                                         else options.steady)
+        if options.texture is not None and not 0 <= options.texture <= 1:
+            raise UserError(f"--texture is a weight in [0, 1] (0 = off), got {options.texture:g}")
+        if options.texture and official:
+            raise UserError("--texture changes the border after composing: drop --official-output/--official-compat")
+        texture = 0.0 if official else float(self.config.get("default_texture", 0.0) if options.texture is None
+                                             else options.texture)
         scheduler = options.scheduler or self.config.default_scheduler
         if options.official_compat and scheduler != "pndm":  # before the video is read and encoded
             raise UserError("--official-compat reproduces the official PNDM start: use --scheduler pndm")
@@ -417,6 +427,7 @@ class M3DDMPipeline(DiffusionPipeline):
             prefill=prefill,
             keep_seen=keep,
             steady=steady,
+            texture=texture,
             guidance_context=s1 if options.guidance_context is None else options.guidance_context,
             guidance_global=s2 if options.guidance_global is None else options.guidance_global,
             strides=strides,
@@ -725,7 +736,8 @@ class M3DDMPipeline(DiffusionPipeline):
         pairs = decoded()
         if options.steady:
             pairs = steady_canvases(pairs, geometry.known, options.steady, motion=motion)
-        composed = ((frame, compose(frame, canvas, geometry, feather=feather, colour_match=colour_match))
+        composed = ((frame, compose(frame, canvas, geometry, feather=feather, colour_match=colour_match,
+                                     texture=options.texture or 0.0))
                     for frame, canvas in pairs)
         if options.keep_seen:
             yield from keep_seen(composed, geometry.output_known, motion=motion)

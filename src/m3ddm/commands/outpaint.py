@@ -107,6 +107,10 @@ def register(subparsers) -> None:
                    help=f"average each frame's border with the borders of N frames on either side, brought into "
                         f"place by the camera's motion: less shimmer, no jump between windows; 0 = off (default: the "
                         f"model's: {_shipped('default_steady', 0)} for the shipped model, 0 for --unet/--vae)")
+    p.add_argument("--texture", type=float, metavar="A",
+                   help=f"in [0, 1]: lend the picture's fine detail (finer than the working size can paint) to the "
+                        f"border, so a lawn keeps its grass; 0 = off, 1 = as strong as the picture's (default: the "
+                        f"model's: {_shipped('default_texture', 0.0):g} for the shipped model, 0 for --unet/--vae)")
     p.add_argument("--replace-known", action="store_true",
                    help="RePaint-style: after every step reset the known region's latents to the source's, noised "
                         "to that step (default off)")
@@ -252,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, guidance_context=args.guidance_context, guidance_global=args.guidance_global,
         batch_windows=args.batch_windows, init=args.init, strength=args.strength, noise_share=args.noise_share,
         prefill=args.prefill, keep_seen=args.keep_seen, steady=args.steady,
-        vae_batch=args.vae_batch, vae_tiling=args.vae_tiling, replace_known=args.replace_known,
+        texture=args.texture, vae_batch=args.vae_batch, vae_tiling=args.vae_tiling, replace_known=args.replace_known,
         colour_match=args.colour_match, official_compat=args.official_compat,
         num_global_frames=args.global_frames,
         adapt=AdaptSettings(args.adapt, args.adapt_method, args.adapt_lr, args.adapt_rank, args.adapt_batch),
