@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from m3ddm.canvas import build_canvas, compose, prefill_smooth, prefill_telea
+from m3ddm.canvas import TEXTURE_LIMIT, TEXTURE_REACH, _borrowed, build_canvas, compose, prefill_smooth, prefill_telea
 from m3ddm.errors import UserError
 from m3ddm.geometry import Pad, plan_geometry
 
@@ -183,6 +183,42 @@ def test_feather_mirrors_the_edge_texture_instead_of_stretching_it_into_streaks(
     assert abs(correlation(out[y1, columns], out[y1 + 2, columns])) < 0.3, "streaks below"
     assert correlation(out[y0 - 3, columns], source[2, columns]) > 0.8, "the mirror image of the source"
     assert correlation(out[y1 + 2, columns], source[-3, columns]) > 0.8
+
+
+def test_texture_lends_the_pictures_grain_to_the_band_next_to_it():
+    """A flat upscaled border beside a textured picture: --texture puts grain in the band next to the picture (the
+    strip beside the edge, moved outwards: rows from the picture's top strip above it), none right at the edge (the
+    strip's far end does not continue it) nor beyond its reach; 0 changes nothing."""
+    g = plan_geometry(90, 160, pad=Pad(0, 90, 0, 90, "pixel"), size=96)
+    upscale = g.output_known.w / g.known.w  # about 2.9: a band of 11 pixels, a reach of 33, a border of 90
+    source = np.random.default_rng(0).integers(100, 156, (90, 160, 3)).astype(np.uint8)
+    generated = np.full((g.canvas_h, g.canvas_w, 3), 128, dtype=np.uint8)
+    plain = compose(source, generated, g, feather=4, colour_match=False).astype(float)
+    assert np.array_equal(plain, compose(source, generated, g, feather=4, colour_match=False, texture=0.0))
+    lent = compose(source, generated, g, feather=4, colour_match=False, texture=1.0).astype(float)
+    y0, columns = g.output_known.y0, slice(g.output_known.x0, g.output_known.x1)
+    band = round(4 * upscale)
+    reach = TEXTURE_REACH * band
+    added = lent - plain
+    assert np.array_equal(lent[g.output_known.slices], source), "the picture is untouched"
+    assert np.abs(added[y0 - 1, columns]).mean() < 1.5, "nothing lent right at the edge"
+    middle = y0 - (band + reach) // 2  # where the weight is largest
+    assert 3 < np.abs(added[middle, columns]).mean() <= TEXTURE_LIMIT + 1, "grain, squashed"
+    assert np.abs(added[: max(0, y0 - reach)]).max() == 0, "nothing beyond the reach"
+    # the grain is the picture's own: the row `middle` borrows the picture's row (middle - y0) mod reach-strip
+    strip = min(reach, g.output_known.h, y0)
+    row = (middle - y0) % strip
+    detail = source[row, :, 0].astype(float) - cv2.GaussianBlur(source.astype(np.float32), (0, 0), 2.0)[row, :, 0]
+    assert np.corrcoef(added[middle, columns, 0], detail)[0, 1] > 0.8
+
+
+def test_the_lent_grain_is_moved_not_mirrored():
+    """Each side borrows the strip next to it moved outwards (a translation keeps the direction in which the
+    picture moves; a mirror would reverse it), repeated beyond the strip."""
+    # axis of 12: 3 before the picture, picture [3, 8), 4 after; strips at most 3 wide here
+    assert _borrowed(12, 3, 8, reach=3).tolist() == [0, 1, 2, 0, 1, 2, 3, 4, 2, 3, 4, 2]
+    assert _borrowed(14, 6, 9, reach=10).tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1]  # picture narrower
+    assert _borrowed(5, 0, 5, reach=3).tolist() == [0, 1, 2, 3, 4]  # no border
 
 
 def test_colour_match_continues_the_source_across_the_seam():

@@ -63,6 +63,11 @@ def test_end_to_end_100_frames_with_audio(video_with_audio, tiny_pipeline_dir, t
          "--steady is a number of frames"),
         (lambda d: make_test_video(d / "m.mp4", frames=4, size=(64, 48)),
          ["--ratio", "9:16", "--official-output", "--steady", "2"], "--steady changes the border"),
+        (lambda d: make_test_video(d / "n.mp4", frames=4, size=(64, 48)), ["--ratio", "9:16", "--texture", "2"],
+         "--texture is a weight in [0, 1]"),
+        (lambda d: make_test_video(d / "o.mp4", frames=4, size=(64, 48)),
+         ["--ratio", "9:16", "--official-compat", "--scheduler", "pndm", "--texture", "0.5"],
+         "--texture changes the border"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(make, args, message, tiny_pipeline_dir, tmp_path, capsys):
@@ -354,3 +359,24 @@ def test_steady_makes_a_static_shots_border_steadier_in_the_file(tiny_pipeline_d
     assert change["3"] < 0.6 * change["0"], change
     known = (slice(None), slice(None), slice(side + 4, side + 92))
     assert np.abs(outs["3"][known] - outs["0"][known]).mean() < 1
+
+
+def test_texture_puts_the_pictures_grain_next_to_it_in_the_file(tiny_pipeline_dir, tmp_path):
+    """--texture through the CLI (PNG frames of a grainy picture): the written file gains grain in the band of the
+    border next to the picture, as strong as the squashed grain of the picture's strip, and nothing elsewhere."""
+    from m3ddm.io import write_frame_folder
+
+    grain = np.random.default_rng(0).integers(90, 170, (1, 72, 96, 3)).astype(np.uint8)
+    source = tmp_path / "grain"
+    write_frame_folder(source, np.repeat(grain, 3, axis=0), fps=24)
+    outs = {}
+    for texture in ("0", "1"):
+        out = tmp_path / f"texture{texture}.mp4"
+        assert main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, "--quiet",
+                     "--ratio", "16:9", "--steps", "2", "--strides", "1", "--texture", texture, "--crf", "0"]) == 0
+        outs[texture] = np.stack(list(open_video_source(out).iter_frames())).astype(float)
+    added = np.abs(outs["1"] - outs["0"]).mean(axis=(0, 1, 3))  # per column
+    side = (outs["0"].shape[2] - 96) // 2
+    assert added[side: side + 96].max() == 0, "the picture is the same"
+    assert added[0] == 0 and added[-1] == 0, "nothing at the far edge (beyond the reach)"
+    assert added[side // 2: side - 2].mean() > 2 and added[side + 98: side + 96 + side // 2].mean() > 2, added
