@@ -138,12 +138,13 @@ def add_texture(frame: np.ndarray, known_pixels: np.ndarray, known: Rect, amount
     working size, so upscaled it has no detail finer than ``scale`` output pixels: next to the picture the change
     from sharp to soft shows, and a lawn keeps its colour, not its grass).
 
-    The detail is the source minus its Gaussian blur (sigma :data:`TEXTURE_SIGMA`, less if ``scale`` is), squashed to about
-    :data:`TEXTURE_LIMIT` levels (an edge lends a faint line, not a copy). Each side borrows the strip of the source
-    next to it, ``reach = TEXTURE_REACH * ramp`` pixels wide, moved outwards by that width (a translation, not a
-    mirror image, so the detail moves the way the picture does), rows with rows and columns with columns. Its weight
-    rises from 0 at the picture's edge to ``amount`` over ``ramp`` pixels (the strip's far end does not continue the
-    edge) and falls back to 0 at ``reach`` (further out, repeating the strip would paint a pattern).
+    The detail is the source minus its Gaussian blur (sigma :data:`TEXTURE_SIGMA`, less if ``scale`` is), squashed
+    to about :data:`TEXTURE_LIMIT` levels (an edge lends a faint line, not a copy). Each side borrows the strip of
+    the source next to it, ``reach = TEXTURE_REACH * ramp`` pixels wide, moved outwards by that width (a
+    translation, not a mirror image, so the detail moves the way the picture does), rows with rows and columns with
+    columns. Its weight rises from 0 at the picture's edge to ``amount`` over ``ramp`` pixels (the strip's far end
+    does not continue the edge) and falls back to 0 at ``reach`` (further out, repeating the strip would paint a
+    pattern).
     """
     source = known_pixels.reshape(known.h, known.w, -1).astype(np.float32)
     sigma = min(TEXTURE_SIGMA, max(1.0, float(scale)))

@@ -47,6 +47,7 @@ def test_settings_from_form_defaults_and_checks():
     # the border's stages: 0 frames is "off", not "the model's"; a checkbox is on or off
     assert handlers.settings_from_form(steady=0.0, keep_seen=True) == handlers.Settings(steady=0, keep_seen=True)
     assert handlers.settings_from_form().steady is None and handlers.settings_from_form().keep_seen is None
+    assert handlers.settings_from_form(texture=0.0).texture == 0.0 and handlers.settings_from_form().texture is None
     with pytest.raises(UserError, match="steady frames"):
         handlers.settings_from_form(steady=-1)
 
@@ -57,8 +58,9 @@ def test_make_options_carries_everything():
     assert options.adapt.steps == 0
     tuned = handlers.make_options(handlers.Target(ratio=1.0), handlers.Settings(adapt_steps=20))
     assert tuned.adapt.steps == 20 and tuned.adapt.method == "lora"
-    border = handlers.make_options(handlers.Target(ratio=1.0), handlers.Settings(steady=2, keep_seen=False))
-    assert (border.steady, border.keep_seen) == (2, False)
+    border = handlers.make_options(handlers.Target(ratio=1.0),
+                                   handlers.Settings(steady=2, keep_seen=False, texture=0.5))
+    assert (border.steady, border.keep_seen, border.texture) == (2, False, 0.5)
 
 
 def test_generated_bands_cover_the_outside():

@@ -85,15 +85,15 @@ def test_outpaint_border_stages_reach_the_pipeline(tiny_pipe, monkeypatch):
     real = tiny_pipe.outpaint_array
 
     def spy(*args, **kwargs):
-        seen.append((kwargs["steady"], kwargs["keep_seen"]))
+        seen.append((kwargs["steady"], kwargs["keep_seen"], kwargs["texture"]))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(tiny_pipe, "outpaint_array", spy)
     images = frames(4, 48, 64)
     node.outpaint(tiny_pipe, images, 30.0, "pads", "", 16, 0, 0, 0, size=128, steps=1, seed=0)
     node.outpaint(tiny_pipe, images, 30.0, "pads", "", 16, 0, 0, 0, size=128, steps=1, seed=0, steady=2,
-                  keep_seen="on")
-    assert seen == [(None, None), (2, True)]
+                  keep_seen="on", texture=0.5)
+    assert seen == [(None, None, None), (2, True, 0.5)]
 
 
 @pytest.mark.parametrize(("target", "ratio", "pads", "message"), [

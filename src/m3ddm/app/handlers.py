@@ -53,6 +53,7 @@ class Settings:
     adapt_steps: int = 0  # per-video adaptation (LoRA steps on this clip before generating); 0 = off
     steady: int | None = None  # frames on either side whose borders are averaged along the camera's motion
     keep_seen: bool | None = None  # paste the border pixels other frames saw, sharp
+    texture: float | None = None  # lend the picture's fine detail to the band of the border next to it (0 = off)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ def target_from_form(mode: str, ratio: str | None, left=0, top=0, right=0, botto
 
 
 def settings_from_form(size=None, steps=None, strength=None, guidance_context=None, guidance_global=None,
-                       seed=0, start=0.0, end=None, adapt_steps=0, steady=None, keep_seen=None) -> Settings:
+                       seed=0, start=0.0, end=None, adapt_steps=0, steady=None, keep_seen=None,
+                       texture=None) -> Settings:
     """Form values (numbers or None/0 for "the model's") -> Settings, with the checks the CLI makes."""
     def positive_int(value, name: str) -> int | None:
         if value in (None, "", 0):
@@ -101,6 +103,7 @@ def settings_from_form(size=None, steps=None, strength=None, guidance_context=No
         seed=int(float(seed or 0)), start=start, end=end,
         adapt_steps=positive_int(adapt_steps, "the number of adapt steps") or 0,
         steady=_frames(steady, "the steady frames"), keep_seen=None if keep_seen is None else bool(keep_seen),
+        texture=None if texture in (None, "") else float(texture),
     )
 
 
@@ -122,6 +125,7 @@ def make_options(target: Target, settings: Settings):
         ratio=target.ratio, pad=target.pad, size=settings.size, steps=settings.steps, strength=settings.strength,
         guidance_context=settings.guidance_context, guidance_global=settings.guidance_global, seed=settings.seed,
         adapt=AdaptSettings(steps=settings.adapt_steps), steady=settings.steady, keep_seen=settings.keep_seen,
+        texture=settings.texture,
     )
 
 
@@ -323,4 +327,5 @@ def model_defaults(pipe) -> Settings:
     return Settings(size=int(config.get("default_size", 256)), steps=int(config.get("default_steps", 25)),
                     strength=float(config.get("default_strength", 1.0)), guidance_context=float(s1),
                     guidance_global=float(s2), steady=int(config.get("default_steady", 0)),
-                    keep_seen=bool(config.get("default_keep_seen", False)))
+                    keep_seen=bool(config.get("default_keep_seen", False)),
+                    texture=float(config.get("default_texture", 0.0)))

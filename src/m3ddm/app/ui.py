@@ -71,10 +71,10 @@ def build_demo(pipe, model_label: str = "the shipped default model", work_root: 
 
     @_user_errors
     def run(video, mode, ratio, left, top, right, bottom, size, steps, strength, s1, s2, seed, start, end,
-            adapt_steps=0, steady=None, keep_seen=None, progress=tracker):
+            adapt_steps=0, steady=None, keep_seen=None, texture=None, progress=tracker):
         target = handlers.target_from_form(mode, ratio, left, top, right, bottom)
         settings = handlers.settings_from_form(size, steps, strength, s1, s2, seed, start, end, adapt_steps,
-                                               steady, keep_seen)
+                                               steady, keep_seen, texture)
         result = handlers.outpaint(pipe, video, target, settings, jobs_root,
                                    progress=lambda f, d: progress(f, desc=d), step_bar=True)
         return str(result.video), str(result.side_by_side), str(result.video), result.info
@@ -111,6 +111,8 @@ def build_demo(pipe, model_label: str = "the shipped default model", work_root: 
                                              "motion; 0 = off)")
                     keep_seen = gr.Checkbox(value=defaults.keep_seen,
                                             label="Keep what other frames saw (sharp; for pans of a still scene)")
+                    texture = gr.Slider(0.0, 1.0, value=defaults.texture, step=0.05,
+                                        label="Texture (the picture's grain lent to the border next to it; 0 = off)")
                     with gr.Row():
                         s1 = gr.Number(defaults.guidance_context, label="Guidance s1 (context)", step=0.5)
                         s2 = gr.Number(defaults.guidance_global, label="Guidance s2 (global frames)", step=0.5)
@@ -146,7 +148,7 @@ def build_demo(pipe, model_label: str = "the shipped default model", work_root: 
             trigger(preview, inputs=preview_inputs, outputs=[canvas, canvas_info], api_visibility="private",
                     concurrency_limit=4, concurrency_id="m3ddm-preview", show_progress="hidden")
         button.click(run, inputs=[video, mode, ratio, *pads, size, steps, strength, s1, s2, seed, start, end,
-                             adapt_steps, steady, keep_seen],
+                             adapt_steps, steady, keep_seen, texture],
                      outputs=[result, comparison, download, info], api_name="outpaint_form",
                      concurrency_limit=1, concurrency_id=JOB_QUEUE)
         api_button.click(api, inputs=[api_video, api_ratio], outputs=[api_result], api_name="outpaint",

@@ -162,13 +162,16 @@ class M3DDMOutpaint:
                 "keep_seen": (["model", "on", "off"], {"default": "model",
                                                        "tooltip": "paste the border pixels other frames saw, sharp "
                                                                   "(for pans of a still scene); model = its default"}),
+                "texture": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 1.0, "step": 0.05,
+                                      "tooltip": "lend the picture's grain to the border next to it; 0 = off, "
+                                                 "-1 = the model's"}),
             }
         }
 
     def outpaint(self, pipeline, images: torch.Tensor, fps: float, target: str, ratio: str, pad_left: int,
                  pad_top: int, pad_right: int, pad_bottom: int, size: int = 0, steps: int = 0, strength: float = 0.0,
                  guidance_context: float = -1.0, guidance_global: float = -1.0, seed: int = 0,
-                 adapt_steps: int = 0, steady: int = -1, keep_seen: str = "model") -> tuple:
+                 adapt_steps: int = 0, steady: int = -1, keep_seen: str = "model", texture: float = -1.0) -> tuple:
         frames = images_to_frames(images)
         ratio_value, pads = _target(target, ratio, (pad_left, pad_top, pad_right, pad_bottom))
         options = {
@@ -177,6 +180,7 @@ class M3DDMOutpaint:
             "guidance_global": None if guidance_global < 0 else float(guidance_global),
             "adapt": int(adapt_steps), "steady": None if steady < 0 else int(steady),
             "keep_seen": {"model": None, "on": True, "off": False}[keep_seen],
+            "texture": None if texture < 0 else float(texture),
         }
         if pads is not None:
             out = pipeline.outpaint_array(frames, fps=fps, pad_px=pads, seed=int(seed), **options)

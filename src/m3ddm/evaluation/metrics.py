@@ -1,5 +1,5 @@
-"""Per-frame image metrics on frames in [0, 1]: MSE, PSNR, SSIM and the detail ratio, on the full frame or a region, and the
-seam metric (how much the step across the edge of the known region stands out from the image's own steps).
+"""Per-frame image metrics on frames in [0, 1]: MSE, PSNR, SSIM and the detail ratio, on the full frame or a region,
+and the seam metric (how much the step across the edge of the known region stands out from the image's own steps).
 
 Conventions (stated in every report):
 
