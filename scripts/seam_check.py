@@ -2,6 +2,7 @@
 model and its defaults, read the written MP4 back, and print the seam metric per clip.
 
     python scripts/seam_check.py [--seconds 2] [--out runs/seam-check] [--model DIR] [--[no-]keep-seen] [--steady N]
+        [--texture A]
         [--prefill NAME]
         [--clips bigbuckbunny.mp4,carphone_pristine.mp4] [--folder DIR --ratios 1:1,21:9]
 
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--model", help="model folder (default: the shipped default model)")
     parser.add_argument("--keep-seen", action=argparse.BooleanOptionalAction, help="default: the model's")
     parser.add_argument("--steady", type=int, help="frames averaged on either side (default: the model's)")
+    parser.add_argument("--texture", type=float, help="the picture's grain lent to the border (default: the model's)")
     parser.add_argument("--prefill", help="the pre-fill (default: the model's)")
     parser.add_argument("--clips", help="only these clips, comma-separated (default: every case)")
     parser.add_argument("--folder", type=Path, help="every clip in this folder instead of the cases")
@@ -63,7 +65,7 @@ def main() -> None:
         output = args.out / f"{name}.mp4"
         began = time.perf_counter()
         options = OutpaintOptions(ratio=parse_ratio(ratio), keep_seen=args.keep_seen, steady=args.steady,
-                                  prefill=args.prefill)
+                                  prefill=args.prefill, texture=args.texture)
         frames, known = outpaint_and_read(pipe, data / clip, output, options, end=args.seconds)
         seconds = time.perf_counter() - began
         height, width = frames.shape[1:3]

@@ -3,7 +3,7 @@ model at its defaults through the user's path (the written MP4 read back); print
 in the generated border beside the same in the picture. A steady border changes about as little as the picture.
 
     python scripts/shimmer_check.py [--model DIR ...] [--frames 48] [--out runs/shimmer-check] [--noise-share S]
-        [--strides 5,1] [--prefill telea|propagate] [--steady N]
+        [--strides 5,1] [--prefill telea|propagate] [--steady N] [--texture A]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main() -> None:
                         help="coarse-to-fine strides (default: the plan's)")
     parser.add_argument("--prefill", help="telea or propagate (default: the model's)")
     parser.add_argument("--steady", type=int, help="frames averaged on either side (default: the model's)")
+    parser.add_argument("--texture", type=float, help="the picture's grain lent to the border (default: the model's)")
     args = parser.parse_args()
     clip = args.out / "coffee-static"
     if not clip.exists():
@@ -61,7 +62,7 @@ def main() -> None:
         for target in TARGETS:
             output = args.out / f"model{k}_{target.replace(':', '-')}.mp4"
             options = OutpaintOptions(ratio=parse_ratio(target), noise_share=args.noise_share, strides=args.strides,
-                                      prefill=args.prefill, steady=args.steady)
+                                      prefill=args.prefill, steady=args.steady, texture=args.texture)
             frames, known = outpaint_and_read(pipe, clip, output, options)
             picture = np.zeros(frames.shape[1:3], dtype=bool)
             picture[known.y0 : known.y1, known.x0 : known.x1] = True
