@@ -82,6 +82,8 @@ def prefill_smooth(canvas: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 TEXTURE_LIMIT = 12.0  # levels: the borrowed detail is squashed to about this, so an edge lends a faint line, not a copy
 TEXTURE_SIGMA = 2.0  # output pixels: grain only (a wider band lends the shapes of the picture's edge, not its texture)
+TEXTURE_EDGE_SIGMA = 3.0  # output pixels: blurred this much, grain is gone and an object's edge still slopes
+TEXTURE_EDGE_SLOPE = 4.0  # levels a pixel: a slope like this halves the lent detail (steeper: an edge, lent less)
 TEXTURE_REACH = 3  # the lent detail reaches this many ramps (feather bands) into the border
 
 
@@ -139,8 +141,8 @@ def add_texture(frame: np.ndarray, known_pixels: np.ndarray, known: Rect, amount
     from sharp to soft shows, and a lawn keeps its colour, not its grass).
 
     The detail is the source minus its Gaussian blur (sigma :data:`TEXTURE_SIGMA`, less if ``scale`` is), squashed
-    to about :data:`TEXTURE_LIMIT` levels (an edge lends a faint line, not a copy). Each side borrows the strip of
-    the source next to it, ``reach = TEXTURE_REACH * ramp`` pixels wide, moved outwards by that width (a
+    to about :data:`TEXTURE_LIMIT` levels and weakened along object edges (:func:`_texture_gate`). Each side borrows
+    the strip of the source next to it, ``reach = TEXTURE_REACH * ramp`` pixels wide, moved outwards by that width (a
     translation, not a mirror image, so the detail moves the way the picture does), rows with rows and columns with
     columns. Its weight rises from 0 at the picture's edge to ``amount`` over ``ramp`` pixels (the strip's far end
     does not continue the edge) and falls back to 0 at ``reach`` (further out, repeating the strip would paint a
@@ -150,6 +152,7 @@ def add_texture(frame: np.ndarray, known_pixels: np.ndarray, known: Rect, amount
     sigma = min(TEXTURE_SIGMA, max(1.0, float(scale)))
     detail = source - cv2.GaussianBlur(source, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
     detail = (TEXTURE_LIMIT * np.tanh(detail / TEXTURE_LIMIT)).reshape(known.h, known.w, -1)
+    detail *= _texture_gate(source)[..., None]
     height, width = frame.shape[:2]
     reach = max(2, TEXTURE_REACH * ramp)
     rows = _borrowed(height, known.y0, known.y1, reach)
@@ -164,6 +167,17 @@ def add_texture(frame: np.ndarray, known_pixels: np.ndarray, known: Rect, amount
     weight = (amount * rise * fall)[..., None]
     out = frame.astype(np.float32) + weight * lent.reshape(height, width, -1)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(frame.shape)
+
+
+def _texture_gate(source: np.ndarray) -> np.ndarray:
+    """``[H, W]`` in (0, 1]: near 0 along the source's object edges (a cup's rim, a roof line: their detail would be
+    lent as a faint copy of the shape), near 1 in texture (grass, wood, foliage), told apart by the slope of the
+    luminance once the grain is blurred away (:data:`TEXTURE_EDGE_SIGMA`): an edge keeps a steep slope, grain not."""
+    grey = source.mean(axis=-1) if source.ndim == 3 else source
+    smooth = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), sigmaX=TEXTURE_EDGE_SIGMA,
+                              borderType=cv2.BORDER_REFLECT)
+    slope = np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    return 1.0 / (1.0 + (slope / TEXTURE_EDGE_SLOPE) ** 2)
 
 
 def _borrowed(length: int, start: int, stop: int, reach: int) -> np.ndarray:
