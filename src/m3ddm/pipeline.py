@@ -9,7 +9,8 @@ Data flow (one module per step):
     num_frames + strides ──planning.coarse_to_fine_plan──► windows (frames, guides, depends_on)
     for each batch of independent windows: sampling.sample_windows ──► generated latents (saved for --resume)
     generated latents ──codec.decode──► canvases ──propagation.steady_canvases (--steady: along the camera's motion)
-        ──canvas.compose with the source (full resolution) ──propagation.keep_seen (--keep-seen)──► video + audio
+        ──canvas.compose with the source (full resolution; canvas.add_texture: --texture lends the picture's grain)
+        ──propagation.keep_seen (--keep-seen)──► video + audio
 """
 
 from __future__ import annotations
