@@ -45,6 +45,7 @@ def test_loads_without_argument_with_its_defaults(default_pipeline):
     assert resolved.strength == index["default_strength"]
     assert [resolved.guidance_context, resolved.guidance_global] == index["default_guidance"]
     assert resolved.size == index["default_size"] and resolved.noise_share == index["default_noise_share"]
+    assert resolved.texture == index["default_texture"] == 1.0 and resolved.steady == index["default_steady"]
     # v4: the TAEF2 codec (32 channels at 1/8), shipped with its MIT licence
     assert default_pipeline.codec.downsample_factor == 8 and default_pipeline.vae.config.latent_channels == 32
     assert "MIT License" in (DEFAULT_MODEL_DIR / "vae" / "LICENSE").read_text()
