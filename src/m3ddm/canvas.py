@@ -80,7 +80,6 @@ def prefill_smooth(canvas: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-MIRROR_REACH = 3.0  # output pixels: how far the feather mirrors the picture's texture across the edge, at most
 TEXTURE_LIMIT = 12.0  # levels: the borrowed detail is squashed to about this, so an edge lends a faint line, not a copy
 TEXTURE_SIGMA = 2.0  # output pixels: grain only (a wider band lends the shapes of the picture's edge, not its texture)
 TEXTURE_EDGE_SIGMA = 3.0  # output pixels: blurred this much, grain is gone and an object's edge still slopes
@@ -276,11 +275,10 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
     """Blend the known region's edge (extended outwards) into the border near the rectangle.
 
     Weight of the extended edge at distance d (pixels) outside the rectangle: 1 - d / (feather + 1). The extension
-    is the edge line blurred along its length (sigma ``detail``, the upscale from the canvas: the border has no
-    detail finer than that) plus fine detail fading out over ``detail`` pixels but at most :data:`MIRROR_REACH`, the
-    detail of the source *mirrored* across the edge: copying the edge pixels outwards would stretch every grass
-    blade on the edge into a streak; mirroring further makes every spot on the edge a symmetric shape (rings along
-    the seam at an 18x upscale). Further out the texture stage (:func:`add_texture`) lends grain.
+    is the edge line blurred along its length (sigma ``detail``) plus fine detail fading out over ``detail`` pixels,
+    the detail of the source *mirrored* across the edge: copying the edge pixels outwards would stretch every grass
+    blade on the edge into a streak, and the border has no detail finer than ``detail`` output pixels (the upscale
+    from the canvas), so the source's own texture has to hand over to it within that distance.
     """
     out = border.copy()
     if feather <= 0:
@@ -289,8 +287,7 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
     y0, y1 = max(known.y0 - feather, 0), min(known.y1 + feather, height)
     x0, x1 = max(known.x0 - feather, 0), min(known.x1 + feather, width)
     pixels = known_pixels.reshape(known.h, known.w, -1)
-    reach = min(detail, MIRROR_REACH)  # a longer mirror turns every spot on the edge into a symmetric shape
-    depth = int(np.ceil(reach))  # how far the mirrored detail reaches (it has faded out beyond)
+    depth = int(np.ceil(detail))  # how far the mirrored detail reaches (it has faded out beyond)
 
     def blur(line: np.ndarray) -> np.ndarray:  # [length, C] blurred along its length
         return cv2.GaussianBlur(line[None], (0, 0), sigmaX=detail, borderType=cv2.BORDER_REPLICATE).reshape(line.shape)
@@ -313,7 +310,7 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
         dx = np.maximum(np.maximum(known.x0 - xs, xs - (known.x1 - 1)), 0)
         distance = np.sqrt(dy[:, None] ** 2.0 + dx[None, :] ** 2.0).astype(np.float32)[..., None]
         weight = np.clip(1.0 - distance / (feather + 1), 0.0, 1.0)
-        keep_detail = np.clip(1.0 - distance / (reach + 1), 0.0, 1.0)
+        keep_detail = np.clip(1.0 - distance / (detail + 1), 0.0, 1.0)
         # along the edge: the nearest edge position (the corner one for the corners); across it: the mirror image
         along_x, along_y = np.clip(xs - known.x0, 0, known.w - 1), np.clip(ys - known.y0, 0, known.h - 1)
         if along_columns:
