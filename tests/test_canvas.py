@@ -4,7 +4,17 @@ import cv2
 import numpy as np
 import pytest
 
-from m3ddm.canvas import TEXTURE_LIMIT, TEXTURE_REACH, _borrowed, build_canvas, compose, prefill_smooth, prefill_telea
+from m3ddm.canvas import (
+    MIRROR_END,
+    MIRROR_FADE,
+    TEXTURE_LIMIT,
+    TEXTURE_REACH,
+    _borrowed,
+    build_canvas,
+    compose,
+    prefill_smooth,
+    prefill_telea,
+)
 from m3ddm.errors import UserError
 from m3ddm.geometry import Pad, plan_geometry
 
@@ -235,6 +245,26 @@ def test_the_lent_grain_is_moved_not_mirrored():
     assert _borrowed(12, 3, 8, reach=3).tolist() == [0, 1, 2, 0, 1, 2, 3, 4, 2, 3, 4, 2]
     assert _borrowed(14, 6, 9, reach=10).tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1]  # picture narrower
     assert _borrowed(5, 0, 5, reach=3).tolist() == [0, 1, 2, 3, 4]  # no border
+
+
+def test_the_mirror_at_the_seam_ends_soon_at_a_large_upscale():
+    """At an 11x upscale the feather mirrors the picture across the edge as strongly as before next to it, but not
+    for 11 pixels: beyond MIRROR_END nothing of the mirror image is left (a long mirror turns every spot on the edge
+    into a symmetric shape, a row of rings along the seam)."""
+    g = plan_geometry(180, 320, pad=Pad(0, 180, 0, 180, "pixel"), size=48)
+    upscale = g.output_known.w / g.known.w
+    assert upscale >= MIRROR_END + 2
+    source = np.random.default_rng(0).integers(60, 200, (180, 320, 3)).astype(np.uint8)
+    generated = np.full((g.canvas_h, g.canvas_w, 3), 130, dtype=np.uint8)
+    out = compose(source, generated, g, feather=4, colour_match=False).astype(float)
+    y0, columns = g.output_known.y0, slice(g.output_known.x0 + 20, g.output_known.x1 - 20)
+
+    def mirrored(distance: int) -> float:  # how much the row `distance` above the edge copies its mirror image
+        return float(np.corrcoef(out[y0 - distance, columns].ravel(), source[distance - 1, columns].ravel())[0, 1])
+
+    assert all(mirrored(d) > 0.9 for d in range(1, int(MIRROR_FADE) + 1))
+    beyond = range(int(MIRROR_END), int(upscale))
+    assert all(abs(mirrored(d)) < 0.1 for d in beyond), [round(mirrored(d), 2) for d in range(1, int(upscale))]
 
 
 def test_colour_match_continues_the_source_across_the_seam():

@@ -80,6 +80,7 @@ def prefill_smooth(canvas: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+MIRROR_FADE, MIRROR_END = 3.0, 8.0  # output pixels: the seam's mirror image fades out between these distances
 TEXTURE_LIMIT = 12.0  # levels: the borrowed detail is squashed to about this, so an edge lends a faint line, not a copy
 TEXTURE_SIGMA = 2.0  # output pixels: grain only (a wider band lends the shapes of the picture's edge, not its texture)
 TEXTURE_EDGE_SIGMA = 3.0  # output pixels: blurred this much, grain is gone and an object's edge still slopes
@@ -278,7 +279,9 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
     is the edge line blurred along its length (sigma ``detail``) plus fine detail fading out over ``detail`` pixels,
     the detail of the source *mirrored* across the edge: copying the edge pixels outwards would stretch every grass
     blade on the edge into a streak, and the border has no detail finer than ``detail`` output pixels (the upscale
-    from the canvas), so the source's own texture has to hand over to it within that distance.
+    from the canvas), so the source's own texture has to hand over to it within that distance. The mirror image
+    also fades out between :data:`MIRROR_FADE` and :data:`MIRROR_END` pixels: at a large upscale (18x) a long mirror
+    turns every spot on the edge into a symmetric shape (a row of rings along the seam).
     """
     out = border.copy()
     if feather <= 0:
@@ -287,7 +290,7 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
     y0, y1 = max(known.y0 - feather, 0), min(known.y1 + feather, height)
     x0, x1 = max(known.x0 - feather, 0), min(known.x1 + feather, width)
     pixels = known_pixels.reshape(known.h, known.w, -1)
-    depth = int(np.ceil(detail))  # how far the mirrored detail reaches (it has faded out beyond)
+    depth = int(np.ceil(min(detail, MIRROR_END)))  # how far the mirrored detail reaches (it has faded out beyond)
 
     def blur(line: np.ndarray) -> np.ndarray:  # [length, C] blurred along its length
         return cv2.GaussianBlur(line[None], (0, 0), sigmaX=detail, borderType=cv2.BORDER_REPLICATE).reshape(line.shape)
@@ -310,7 +313,9 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
         dx = np.maximum(np.maximum(known.x0 - xs, xs - (known.x1 - 1)), 0)
         distance = np.sqrt(dy[:, None] ** 2.0 + dx[None, :] ** 2.0).astype(np.float32)[..., None]
         weight = np.clip(1.0 - distance / (feather + 1), 0.0, 1.0)
-        keep_detail = np.clip(1.0 - distance / (detail + 1), 0.0, 1.0)
+        # a mirror image further out makes every spot on the edge a symmetric shape (rings along the seam at 18x)
+        keep_detail = np.clip(1.0 - distance / (detail + 1), 0.0, 1.0) * np.clip(
+            (MIRROR_END - distance) / (MIRROR_END - MIRROR_FADE), 0.0, 1.0)
         # along the edge: the nearest edge position (the corner one for the corners); across it: the mirror image
         along_x, along_y = np.clip(xs - known.x0, 0, known.w - 1), np.clip(ys - known.y0, 0, known.h - 1)
         if along_columns:
