@@ -339,20 +339,27 @@ def test_propagate_prefill_and_keep_seen_through_the_cli_on_a_pan(tiny_pipeline_
     assert psnr(outs["keep"][later], truth[later]) > psnr(outs["propagate"][later], truth[later]) + 6
 
 
+def _outpaint_frames_with(frames: np.ndarray, option: str, values, model: str, tmp_path) -> dict[str, np.ndarray]:
+    """Write ``frames`` as PNGs, outpaint them to 16:9 through the CLI once per value of ``option`` (2 steps, one
+    level, lossless), and read each written file back: {value: float frames}."""
+    from m3ddm.io import write_frame_folder
+
+    source = tmp_path / "frames"
+    write_frame_folder(source, frames, fps=24)
+    outs = {}
+    for value in values:
+        out = tmp_path / f"{option.strip('-')}{value}.mp4"
+        assert main(["outpaint", str(source), "-o", str(out), "--model", model, "--quiet", "--ratio", "16:9",
+                     "--steps", "2", "--strides", "1", option, value, "--crf", "0"]) == 0
+        outs[value] = np.stack(list(open_video_source(out).iter_frames())).astype(float)
+    return outs
+
+
 def test_steady_makes_a_static_shots_border_steadier_in_the_file(tiny_pipeline_dir, tmp_path):
     """--steady through the CLI on a still shot (PNG frames): the written border changes less from frame to frame
     than without it; the picture is the same."""
-    from m3ddm.io import write_frame_folder
-
     still = np.repeat(horizontal_pan(num_frames=1, height=72, width=96), 10, axis=0)
-    source = tmp_path / "still"
-    write_frame_folder(source, still, fps=24)
-    outs = {}
-    for steady in ("0", "3"):
-        out = tmp_path / f"steady{steady}.mp4"
-        assert main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, "--quiet",
-                     "--ratio", "16:9", "--steps", "2", "--strides", "1", "--steady", steady, "--crf", "0"]) == 0
-        outs[steady] = np.stack(list(open_video_source(out).iter_frames())).astype(float)
+    outs = _outpaint_frames_with(still, "--steady", ("0", "3"), tiny_pipeline_dir, tmp_path)
     width = outs["0"].shape[2]
     side = (width - 96) // 2
     change = {k: np.abs(np.diff(v[:, :, : side - 2], axis=0)).mean() for k, v in outs.items()}
@@ -364,17 +371,8 @@ def test_steady_makes_a_static_shots_border_steadier_in_the_file(tiny_pipeline_d
 def test_texture_puts_the_pictures_grain_next_to_it_in_the_file(tiny_pipeline_dir, tmp_path):
     """--texture through the CLI (PNG frames of a grainy picture): the written file gains grain in the band of the
     border next to the picture, as strong as the squashed grain of the picture's strip, and nothing elsewhere."""
-    from m3ddm.io import write_frame_folder
-
     grain = np.random.default_rng(0).integers(90, 170, (1, 72, 96, 3)).astype(np.uint8)
-    source = tmp_path / "grain"
-    write_frame_folder(source, np.repeat(grain, 3, axis=0), fps=24)
-    outs = {}
-    for texture in ("0", "1"):
-        out = tmp_path / f"texture{texture}.mp4"
-        assert main(["outpaint", str(source), "-o", str(out), "--model", tiny_pipeline_dir, "--quiet",
-                     "--ratio", "16:9", "--steps", "2", "--strides", "1", "--texture", texture, "--crf", "0"]) == 0
-        outs[texture] = np.stack(list(open_video_source(out).iter_frames())).astype(float)
+    outs = _outpaint_frames_with(np.repeat(grain, 3, axis=0), "--texture", ("0", "1"), tiny_pipeline_dir, tmp_path)
     added = np.abs(outs["1"] - outs["0"]).mean(axis=(0, 1, 3))  # per column
     side = (outs["0"].shape[2] - 96) // 2
     assert added[side: side + 96].max() == 0, "the picture is the same"
