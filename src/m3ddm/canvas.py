@@ -102,8 +102,8 @@ def compose(source: np.ndarray, generated: np.ndarray, geometry: Geometry, feath
       that edge, fading to nothing at the frame's edge, so the band's colour and brightness continue the source's;
     * over ``feather`` *canvas* pixels (that many times the upscale in output pixels) the source's edge pixels fade
       into the border, so no seam line shows at any output size;
-    * ``texture`` (0 = off, 1 = as strong as the source's): the source's fine detail, finer than the upscale the
-      border was painted at, is lent to the border (:func:`add_texture`).
+    * ``texture`` (0 = off, 1 = full weight): the source's fine grain, finer than the upscale the border was painted
+      at, is lent to the band of the border next to it (:func:`add_texture`).
 
     In the "official" output mode everything stays at the working size: the target is cropped from the
     canvas and the known region comes from the letterboxed canvas (with ``feather=0`` and no colour match this is

@@ -97,8 +97,8 @@ class OutpaintOptions:
     # average each frame's decoded canvas with this many frames' canvases on either side, along the camera's motion
     # (less shimmer, no jump between windows; m3ddm.propagation.steady_canvases); 0 = off, None = the model's
     steady: int | None = None
-    # lend the source's fine detail to the border, 0 = off, 1 = as strong as the source's (m3ddm.canvas.add_texture);
-    # None = the model's
+    # lend the source's fine grain to the band of the border next to it, 0 = off, 1 = full weight
+    # (m3ddm.canvas.add_texture); None = the model's
     texture: float | None = None
     strength: float | None = None  # < 1: start from the pre-fill noised part-way (image-to-image); None = model's
     # share of the start noise common to all frames (less flicker); None = the model's below strength 1, else 0

@@ -108,9 +108,10 @@ def register(subparsers) -> None:
                         f"place by the camera's motion: less shimmer, no jump between windows; 0 = off (default: the "
                         f"model's: {_shipped('default_steady', 0)} for the shipped model, 0 for --unet/--vae)")
     p.add_argument("--texture", type=float, metavar="A",
-                   help=f"in [0, 1]: lend the picture's fine detail (finer than the working size can paint) to the "
-                        f"border, so a lawn keeps its grass; 0 = off, 1 = as strong as the picture's (default: the "
-                        f"model's: {_shipped('default_texture', 0.0):g} for the shipped model, 0 for --unet/--vae)")
+                   help=f"in [0, 1]: lend the picture's fine grain (finer than the working size can paint) to the "
+                        f"band of the border next to it, so grass does not stop at the seam; 0 = off, 1 = full "
+                        f"weight (default: the model's: {_shipped('default_texture', 0.0):g} for the shipped model, "
+                        f"0 for --unet/--vae)")
     p.add_argument("--replace-known", action="store_true",
                    help="RePaint-style: after every step reset the known region's latents to the source's, noised "
                         "to that step (default off)")
