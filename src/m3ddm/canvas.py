@@ -156,18 +156,22 @@ def add_texture(frame: np.ndarray, known_pixels: np.ndarray, known: Rect, amount
     detail *= _texture_gate(source)[..., None]
     height, width = frame.shape[:2]
     reach = max(2, TEXTURE_REACH * ramp)
-    rows = _borrowed(height, known.y0, known.y1, reach)
-    cols = _borrowed(width, known.x0, known.x1, reach)
+    # only the rectangle within reach of the picture changes (at 9:16 from 16:9, half of the frame)
+    ys = np.arange(max(0, known.y0 - reach), min(height, known.y1 + reach))
+    xs = np.arange(max(0, known.x0 - reach), min(width, known.x1 + reach))
+    rows = _borrowed(height, known.y0, known.y1, reach)[ys]
+    cols = _borrowed(width, known.x0, known.x1, reach)[xs]
     lent = detail[rows[:, None], cols[None, :]]
-    ys, xs = np.arange(height), np.arange(width)
     dy = np.maximum(np.maximum(known.y0 - ys, ys - (known.y1 - 1)), 0)
     dx = np.maximum(np.maximum(known.x0 - xs, xs - (known.x1 - 1)), 0)
     distance = np.maximum(dy[:, None], dx[None, :]).astype(np.float32)
     rise = np.clip(distance / (ramp + 1), 0.0, 1.0)
     fall = np.clip((reach - distance) / max(1, reach - ramp), 0.0, 1.0)
     weight = (amount * rise * fall)[..., None]
-    out = frame.astype(np.float32) + weight * lent.reshape(height, width, -1)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(frame.shape)
+    out = frame.copy().reshape(height, width, -1)
+    near = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+    out[near] = np.clip(np.rint(out[near].astype(np.float32) + weight * lent), 0, 255).astype(np.uint8)
+    return out.reshape(frame.shape)
 
 
 def _texture_gate(source: np.ndarray) -> np.ndarray:
