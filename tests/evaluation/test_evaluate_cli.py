@@ -41,6 +41,7 @@ def test_every_baseline_end_to_end(dataset: Path, tmp_path: Path, capsys) -> Non
 
     report = (out / "report.md").read_text()
     assert "| Method |" in report and "PSNR ↑ (0.25)" in report and "FVD ↓ (all)" in report
+    assert "Detail (1 = truth) (0.25)" in report and "detail ratio" in report
     for name in BASELINES:
         assert f"| {name} |" in report
     assert f"n/a (no weights at {tmp_path / 'no-such-weights.pth'})" in report  # under the tables
@@ -60,6 +61,7 @@ def test_every_baseline_end_to_end(dataset: Path, tmp_path: Path, capsys) -> Non
         assert 0 < region["mse"] and region["psnr"] < full["psnr"] and 0 < region["ssim"] < 1
         assert region["fvd"] == "n/a (FVD disabled)" and region["lpips"].startswith("n/a (no weights at")
         assert region["warp_error"] >= 0 and region["flicker"] >= 0
+        assert region["detail"] > 0 and full["detail"] > 0  # the border's fine detail over the truth's
         # More border to invent is harder.
         assert by_key[(name, "0.5", "region")]["mse"] > 0.5 * region["mse"]
 
