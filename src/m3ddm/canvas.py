@@ -162,9 +162,8 @@ def add_texture(frame: np.ndarray, known_pixels: np.ndarray, known: Rect, amount
     rows = _borrowed(height, known.y0, known.y1, reach)[ys]
     cols = _borrowed(width, known.x0, known.x1, reach)[xs]
     lent = detail[rows[:, None], cols[None, :]]
-    dy = np.maximum(np.maximum(known.y0 - ys, ys - (known.y1 - 1)), 0)
-    dx = np.maximum(np.maximum(known.x0 - xs, xs - (known.x1 - 1)), 0)
-    distance = np.maximum(dy[:, None], dx[None, :]).astype(np.float32)
+    distance = np.maximum(_beyond(ys, known.y0, known.y1)[:, None],
+                          _beyond(xs, known.x0, known.x1)[None, :]).astype(np.float32)
     rise = np.clip(distance / (ramp + 1), 0.0, 1.0)
     fall = np.clip((reach - distance) / max(1, reach - ramp), 0.0, 1.0)
     weight = (amount * rise * fall)[..., None]
@@ -183,6 +182,11 @@ def _texture_gate(source: np.ndarray) -> np.ndarray:
                               borderType=cv2.BORDER_REFLECT)
     slope = np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)) / 8
     return 1.0 / (1.0 + (slope / TEXTURE_EDGE_SLOPE) ** 2)
+
+
+def _beyond(positions: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """How many pixels each position lies outside ``[start, stop)`` (0 inside)."""
+    return np.maximum(np.maximum(start - positions, positions - (stop - 1)), 0)
 
 
 def _borrowed(length: int, start: int, stop: int, reach: int) -> np.ndarray:
@@ -313,8 +317,7 @@ def _feather_outside(border: np.ndarray, known_pixels: np.ndarray, known: Rect, 
         if not rows or not cols:
             continue
         ys, xs = np.asarray(rows), np.asarray(cols)
-        dy = np.maximum(np.maximum(known.y0 - ys, ys - (known.y1 - 1)), 0)
-        dx = np.maximum(np.maximum(known.x0 - xs, xs - (known.x1 - 1)), 0)
+        dy, dx = _beyond(ys, known.y0, known.y1), _beyond(xs, known.x0, known.x1)
         distance = np.sqrt(dy[:, None] ** 2.0 + dx[None, :] ** 2.0).astype(np.float32)[..., None]
         weight = np.clip(1.0 - distance / (feather + 1), 0.0, 1.0)
         # a mirror image further out makes every spot on the edge a symmetric shape (rings along the seam at 18x)

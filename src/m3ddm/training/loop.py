@@ -267,10 +267,8 @@ def train(
                             "nothing to train")
     # A warm start's fresh schedule spans the steps left (a decay reaches its end at max_steps); a resumed run
     # rebuilds the span its checkpoint started with.
-    if resume and existing is not None:
-        lr_origin = ckpt.TrainerState.from_file(existing / ckpt.STATE_FILE).lr_origin
-    else:
-        lr_origin = warm.step if warm is not None else 0
+    resumed = ckpt.TrainerState.from_file(existing / ckpt.STATE_FILE) if resume and existing is not None else None
+    lr_origin = resumed.lr_origin if resumed is not None else warm.step if warm is not None else 0
     lr_scheduler = get_scheduler(config.optim.lr_scheduler, optimizer=optimizer,
                                  num_warmup_steps=config.optim.lr_warmup_steps,
                                  num_training_steps=max(1, max_steps - lr_origin))
@@ -282,13 +280,13 @@ def train(
     accelerator.register_for_checkpointing(lr_scheduler)
 
     state = ckpt.TrainerState(world_size=world)
-    if resume and existing is not None:
+    if resumed is not None:
         try:
             accelerator.load_state(str(existing))
         except (RuntimeError, KeyError, ValueError) as exc:
             raise UserError(f"cannot resume from {existing}: it does not match this config "
                             f"({_first_line(exc)})") from None
-        state = ckpt.TrainerState.from_file(existing / ckpt.STATE_FILE)
+        state = resumed
         if state.step > max_steps:
             raise UserError(f"cannot resume from {existing}: it is at step {state.step}, beyond max_steps="
                             f"{max_steps}")
