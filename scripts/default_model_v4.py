@@ -1,6 +1,7 @@
 """Data and codec for the default model v4 (scripts/train_default_model_v4.sh calls this).
 
     python scripts/default_model_v4.py data  OUT        # training and validation clips as frame folders
+    python scripts/default_model_v4.py variety DATA     # DATA/train-variety: train's clips and more (phase 3)
     python scripts/default_model_v4.py codec TAEF2 DATA OUT   # TAEF2 with per-channel latent statistics
     python scripts/default_model_v4.py export CHECKPOINT CODEC OUT [KEY=VALUE ...]  # a pipeline folder (EMA UNet)
     python scripts/default_model_v4.py val-wide OUT     # validation clips at a user's sizes, to choose defaults
@@ -17,6 +18,7 @@ Splits (written down before any training or tuning):
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -206,6 +208,106 @@ def make_mover_validation(out: Path) -> None:
     print("wrote", out, MOVER_CLIPS, "clips")
 
 
+VARIETY_MOVERS = 120
+
+
+def _jitter(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One colour change for a whole clip: gain, gamma and saturation within what cameras and grading give."""
+    x = frames.astype(np.float32) / 255
+    x = np.clip(x * rng.uniform(0.75, 1.2), 0, 1) ** rng.uniform(0.8, 1.25)
+    grey = x.mean(axis=-1, keepdims=True)
+    x = np.clip(grey + (x - grey) * rng.uniform(0.6, 1.35), 0, 1)
+    return np.rint(x * 255).astype(np.uint8)
+
+
+def _still_with_movers(index: int, frames: int = 48) -> np.ndarray:
+    """A still camera (sensor noise only) on a random crop of one training picture, with one or two crops of others,
+    20-70 % of the frame wide, crossing it: the kind of shot (a street, a bus) the camera-path clips never show."""
+    from m3ddm.canvas import resize
+    from m3ddm.training.synthetic import TRAINING_BACKGROUNDS, _background
+
+    rng = np.random.default_rng([0, 7000 + index])  # family 0: training (validation's movers use 500)
+    names = rng.choice(len(TRAINING_BACKGROUNDS), 3, replace=False)
+    picture = _background(TRAINING_BACKGROUNDS[names[0]])
+    side = int(min(picture.shape[:2]) * rng.uniform(0.35, 1.0))
+    y, x = (int(rng.integers(0, d - side + 1)) for d in picture.shape[:2])
+    scene = resize(picture[y : y + side, x : x + side], SIZE, SIZE).astype(np.float32)
+    out = np.repeat(scene[None], frames, axis=0)
+    for name in names[1 : 1 + int(rng.integers(1, 3))]:
+        mw, mh = (int(rng.uniform(0.2, 0.7) * SIZE) for _ in range(2))
+        mover = resize(_background(TRAINING_BACKGROUNDS[name]), mw, mh).astype(np.float32)
+        vertical = rng.random() < 0.25
+        travel = SIZE + (mh if vertical else mw)
+        start = rng.uniform(-(mh if vertical else mw), SIZE - 0.5 * (mh if vertical else mw))
+        path = start + rng.choice([-1, 1]) * rng.uniform(0.2, 1.0) * travel * np.linspace(0, 1, frames)
+        across = int(rng.integers(0, SIZE - (mw if vertical else mh) + 1))
+        for t, pos in enumerate(np.rint(path).astype(int)):
+            top, left = (pos, across) if vertical else (across, pos)
+            y0, y1, x0, x1 = max(0, top), min(SIZE, top + mh), max(0, left), min(SIZE, left + mw)
+            if y0 < y1 and x0 < x1:
+                out[t, y0:y1, x0:x1] = mover[y0 - top : y1 - top, x0 - left : x1 - left]
+    out += rng.normal(0, 2.0, out.shape)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _zoomed_pieces(name: str, first: int, last: int | None, fraction: float, grid: tuple[int, int]
+                   ) -> list[tuple[str, np.ndarray, float]]:
+    """Pieces of 32 frames: squares of ``fraction`` of the clip's height at a ``grid`` (columns, rows) of positions,
+    at SIZE, each also mirrored: the training footage seen closer."""
+    from m3ddm.canvas import resize
+    from m3ddm.io import open_video_source
+
+    source = open_video_source(_clips() / name)
+    w, h = source.info.width, source.info.height
+    frames = list(source.iter_frames())[first:last]
+    side = int(h * fraction)
+    xs = np.linspace(0, w - side, grid[0]).astype(int)
+    ys = np.linspace(0, h - side, grid[1]).astype(int)
+    pieces = []
+    for k in range(0, len(frames) - 23, 32):
+        for x in xs:
+            for y in ys:
+                square = np.stack([resize(f[y : y + side, x : x + side], SIZE, SIZE) for f in frames[k : k + 32]])
+                base = f"{Path(name).stem}-{first + k:04d}-zoom-x{x}-y{y}"
+                pieces.append((base, square, float(source.info.fps)))
+                pieces.append((base + "-mirror", square[:, :, ::-1].copy(), float(source.info.fps)))
+    return pieces
+
+
+def make_variety(data: Path) -> None:
+    """``train-variety`` beside ``train``: its clips (hard links) and more of the same offline material: synthetic
+    families 1 and 2 (new camera paths and sprites; family 2 with a colour change per clip), still shots crossed by
+    large objects, and bigbuckbunny (frames 0-99) and carphone seen closer. The validation and test splits are
+    untouched; the cache built from this folder is encoded at 128 px so that training takes random 96-px windows."""
+    import shutil
+
+    from m3ddm.io import write_frame_folder
+    from m3ddm.training.synthetic import TRAINING_BACKGROUNDS, synthetic_video
+
+    out = data / "train-variety"
+    if out.exists():
+        print(out, "exists; kept")
+        return
+    root = out.with_name(out.name + ".tmp")
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(data / "train", root, copy_function=os.link)
+    for seed in (1, 2):
+        for i in range(176):
+            video = synthetic_video(i, seed=seed, num_frames=48, height=SIZE, width=SIZE,
+                                    backgrounds=TRAINING_BACKGROUNDS)
+            frames = _jitter(video.frames, np.random.default_rng([seed, i, 77])) if seed == 2 else video.frames
+            write_frame_folder(root / f"synthetic-{seed}-{i:03d}", frames, fps=24)
+    for i in range(VARIETY_MOVERS):
+        write_frame_folder(root / f"movers-0-{i:03d}", _still_with_movers(i), fps=24)
+    pieces = _zoomed_pieces("bigbuckbunny.mp4", 0, BBB_TRAIN_FRAMES, 0.55, (3, 2))
+    pieces += _zoomed_pieces("carphone_pristine.mp4", 0, None, 0.7, (2, 2))
+    for name, frames, fps in pieces:
+        write_frame_folder(root / name, frames, fps=fps)
+    root.rename(out)
+    print("wrote", out, len(list(out.iterdir())), "clips")
+
+
 def _setting(text: str):
     import yaml
 
@@ -219,6 +321,8 @@ if __name__ == "__main__":
         make_data(Path(paths[0]))
     elif command == "codec":
         make_codec(Path(paths[0]), Path(paths[1]), Path(paths[2]))
+    elif command == "variety":
+        make_variety(Path(paths[0]))
     elif command == "val-wide":
         make_wide_validation(Path(paths[0]))
     elif command == "val-movers":

@@ -37,7 +37,7 @@ def _cache(folder: Path, frames: Path, config, codec) -> LatentCache:
 def _loss(unet, dataset, codec, samples: int, config, seed: int = 1234) -> float:
     scheduler = training_noise_scheduler(config.model.schedule())
     model = Denoiser(unet).eval()
-    black = dataset.cache.black_latent()
+    black = dataset.black_latent()
     total = 0.0
     for k in range(samples):
         batch = {key: value[None] for key, value in dataset[10_000_000 + k].items()}

@@ -47,6 +47,8 @@ def test_official_config_with_real_paths(tmp_path):
     ({"model": {"init": "checkpoint"}}, "model.path is required"),
     ({"model": {"overrides": {"global_context": False}}}, "set by model.variant"),
     ({"optim": {"lr_scheduler": "sometimes"}}, "optim.lr_scheduler"),
+    ({"data": {"latent_cache_size": [64, 64]}}, "data.latent_cache_size needs data.latent_cache"),
+    ({"data": {"latent_cache": "cache", "latent_cache_size": [8, 8]}}, "latent_cache_size must be at least"),
 ])
 def test_bad_configs_raise_one_clear_user_error(tiny_dict, override, message):
     with pytest.raises(UserError, match=message.replace("[", r"\[")) as info:

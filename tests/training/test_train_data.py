@@ -193,6 +193,31 @@ def test_latent_cache_round_trip(tmp_path):
     assert mb.latents.shape == (1, 4, 4, 8, 8) and mb.global_latents.shape == (3, 4, 8, 8)
 
 
+def test_a_larger_latent_cache_gives_random_windows(tmp_path):
+    codec = LatentCodec.tiny(0)
+    f = codec.downsample_factor
+    entries = synthetic_entries(1, 8, 96, 96, 24.0)
+    build_latent_cache(tmp_path / "cache", entries, codec, (96, 96))
+    settings = ClipSettings(num_frames=8, size=(64, 64), stride_range=(1, 1), num_global_frames=2)
+    ds = LatentClipDataset(tmp_path / "cache", settings, MaskProbabilities(), seed=0)
+    full = ds.cache.latents(0).float()  # [T, C, 96 / f, 96 / f]
+    lh = 64 // f
+    starts = set()
+    for k in range(12):
+        item = ds[k]
+        clip = item["latents"].permute(1, 0, 2, 3)  # [F, C, h, w]: all 8 frames, stride 1
+        assert clip.shape[-2:] == (lh, lh)
+        found = [(y, x) for y in range(full.shape[-2] - lh + 1) for x in range(full.shape[-1] - lh + 1)
+                 if torch.equal(clip, full[:, :, y : y + lh, x : x + lh])]
+        assert len(found) == 1  # a window of the cached latents, at whole cells
+        starts.add(found[0])
+    assert len(starts) > 3  # and not always the same one
+    black = ds.black_latent()
+    assert black.shape[-2:] == (lh, lh)
+    mb = build_model_batch(default_collate([ds[0]]), codec, black, device=torch.device("cpu"))
+    assert mb.latents.shape[-2:] == (lh, lh) and mb.global_latents.shape[-2:] == (lh, lh)
+
+
 def test_synthetic_videos_move_and_are_reproducible():
     a = synthetic_video(5, num_frames=10, height=40, width=56)
     b = synthetic_video(5, num_frames=10, height=40, width=56)

@@ -46,6 +46,9 @@ class DataConfig:
     root: str | None = None  # folder tree of videos and frame folders
     synthetic: SyntheticDataConfig | None = None  # used when root is null
     latent_cache: str | None = None  # folder of pre-encoded latents (built from root/synthetic when missing)
+    # Pixel size the cache encodes each frame at (null: size). Larger than size, each sample is a random size-sized
+    # window of the cached latents (the latent path's random crop; windows move by whole latent cells).
+    latent_cache_size: tuple[int, int] | None = None
     num_frames: int = 16  # F
     size: tuple[int, int] = (256, 256)  # training (height, width) in pixels
     stride_range: tuple[int, int] = (1, 30)  # frame interval s, uniform within what the video allows
@@ -295,6 +298,10 @@ def _problems(cfg: TrainConfig) -> list[str]:
         need(s.fps > 0, "data.synthetic.fps must be > 0")
     need(d.num_frames >= 2, "data.num_frames must be >= 2")
     need(d.size[0] >= 8 and d.size[1] >= 8, "data.size must be at least 8x8")
+    if d.latent_cache_size is not None:
+        need(d.latent_cache is not None, "data.latent_cache_size needs data.latent_cache")
+        need(d.latent_cache_size[0] >= d.size[0] and d.latent_cache_size[1] >= d.size[1],
+             "data.latent_cache_size must be at least data.size")
     need(1 <= d.stride_range[0] <= d.stride_range[1], "data.stride_range must satisfy 1 <= low <= high")
     need(0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale must satisfy 0 < low <= high <= 1")
     need(0 < d.crop_aspect[0] <= d.crop_aspect[1], "data.crop_aspect must satisfy 0 < low <= high")

@@ -382,11 +382,12 @@ class LatentClipDataset(Dataset):
     """Like ``ClipDataset`` but over a pre-encoded latent cache (no decoding, no codec in the loop).
 
     The cache holds each video's frames centre-cropped to the training aspect and encoded once (posterior
-    mean), so there is no random crop, and the masked context is built in latent space (latent cells under the
-    mask become the black-frame latent) rather than by encoding letterboxed frames: an approximation meant for
-    fast experiments. Returns ``latents`` float32 ``[C, F, h, w]``, ``latent_mask`` ``[1, h, w]``, (with
-    global frames) ``global_latents`` ``[g, C, h, w]`` masked the same way, and the plan fields of
-    ``ClipDataset``.
+    mean). A cache encoded larger than ``settings.size`` gives each sample a random window of it (whole latent
+    cells: the random crop, without re-encoding); one at ``settings.size`` has no random crop. The masked context is
+    built in latent space (latent cells under the mask become the black-frame latent) rather than by encoding
+    letterboxed frames; inference does the same for such a model (``context_encoding: latent_mask``). Returns
+    ``latents`` float32 ``[C, F, h, w]``, ``latent_mask`` ``[1, h, w]``, (with global frames) ``global_latents``
+    ``[g, C, h, w]`` masked the same way, and the plan fields of ``ClipDataset``.
     """
 
     def __init__(self, cache_dir: str | os.PathLike, settings: ClipSettings, mask_probs: MaskProbabilities,
@@ -402,6 +403,10 @@ class LatentClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
+    def black_latent(self) -> torch.Tensor:
+        """The black frame's latent at the samples' size ``[C, h, w]`` (what masked cells are filled with)."""
+        return self.cache.black_latent(tuple(side // self.cache.factor for side in self.settings.size))
+
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         s = self.settings
         rng = np.random.default_rng([self.seed, int(k)])
@@ -409,10 +414,11 @@ class LatentClipDataset(Dataset):
         entry = self.entries[position]
         indices, stride = sample_clip_indices(rng, entry.num_frames, s.num_frames, s.stride_range)
         plan = sample_mask_plan(rng, s.num_frames, self.mask_probs)
-        latents = self.cache.latents(position)  # [T, C, h, w]
-        black = self.cache.black_latent()  # [C, h, w]
         pixel_mask = plan_pixel_mask(plan, *s.size)
         lmask = torch.from_numpy(np.ascontiguousarray(latent_mask_from_pixels(pixel_mask, self.cache.factor)))
+        window = self.cache.window(rng, lmask.shape)
+        latents = self.cache.latents(position)[..., window[0], window[1]]  # [T, C, h, w]
+        black = self.cache.black_latent()[..., window[0], window[1]]  # [C, h, w]
         glob = latents[global_frame_indices(entry.num_frames, s.num_global_frames)] if s.global_frames else None
         out = latent_clip_sample(latents[indices], lmask, plan, conditioning_fps(entry.fps, stride), black, glob)
         out["skipped"] = torch.tensor(0, dtype=torch.int64)
@@ -461,12 +467,26 @@ class LatentCache:
 
         return load_file(str(self.folder / "videos" / f"{position:06d}.safetensors"))["latents"]
 
-    def black_latent(self) -> torch.Tensor:
+    def black_latent(self, latent_hw: tuple[int, int] | None = None) -> torch.Tensor:
+        """The black frame's latent ``[C, h, w]``; with ``latent_hw``, its central window of that size."""
         if self._black is None:
             from safetensors.torch import load_file
 
             self._black = load_file(str(self.folder / "black.safetensors"))["latent"]
-        return self._black
+        if latent_hw is None:
+            return self._black
+        h, w = self._black.shape[-2:]
+        top, left = (h - latent_hw[0]) // 2, (w - latent_hw[1]) // 2
+        return self._black[:, top : top + latent_hw[0], left : left + latent_hw[1]]
+
+    def window(self, rng: np.random.Generator, latent_hw: tuple[int, int]) -> tuple[slice, slice]:
+        """A random ``latent_hw`` window of the cached latents (rows, columns); the whole latent when equal."""
+        h, w = (side // self.factor for side in self.size)
+        if latent_hw[0] > h or latent_hw[1] > w:
+            raise UserError(f"latent cache {self.folder} holds {h}x{w} latents; a sample needs {latent_hw}")
+        top = int(rng.integers(h - latent_hw[0] + 1))
+        left = int(rng.integers(w - latent_hw[1] + 1))
+        return slice(top, top + latent_hw[0]), slice(left, left + latent_hw[1])
 
 
 @torch.no_grad()

@@ -250,7 +250,7 @@ def train(
         (out / "training_config.yaml").write_text(config.to_yaml())
     codec.to(device)
     dataset = _dataset(config, settings, probs, entries, codec, accelerator)
-    black_latent = (dataset.cache.black_latent() if isinstance(dataset, LatentClipDataset)
+    black_latent = (dataset.black_latent() if isinstance(dataset, LatentClipDataset)
                     else codec.encode(-torch.ones(1, 3, *config.data.size, device=device))[0]).to(device)
 
     optimizer = torch.optim.AdamW(
@@ -448,16 +448,17 @@ def _dataset(config: TrainConfig, settings: ClipSettings, probs, entries, codec,
     d = config.data
     seed = config.train.seed
     if d.latent_cache:
+        cache_size = tuple(d.latent_cache_size or d.size)
         if not _cache_ready(config):
             if accelerator.is_main_process:
                 logger.info("building the latent cache in %s", d.latent_cache)
                 synthetic_seed = d.synthetic.seed if d.synthetic else 0
-                build_latent_cache(d.latent_cache, entries, codec, d.size, synthetic_seed=synthetic_seed)
+                build_latent_cache(d.latent_cache, entries, codec, cache_size, synthetic_seed=synthetic_seed)
             accelerator.wait_for_everyone()
         cache = LatentCache(d.latent_cache)
-        if tuple(cache.size) != tuple(d.size) or cache.factor != codec.downsample_factor:
+        if tuple(cache.size) != cache_size or cache.factor != codec.downsample_factor:
             raise UserError(f"latent cache {d.latent_cache} was built for size {cache.size} with factor "
-                            f"{cache.factor}; this config needs {tuple(d.size)} and {codec.downsample_factor}")
+                            f"{cache.factor}; this config needs {cache_size} and {codec.downsample_factor}")
         return LatentClipDataset(d.latent_cache, settings, probs, seed=seed)
     synthetic_seed = d.synthetic.seed if d.synthetic else 0
     return ClipDataset(entries, settings, probs, seed=seed, synthetic_seed=synthetic_seed)

@@ -1,0 +1,84 @@
+"""A training run's held-out curve as the pipeline uses the model: region PSNR per checkpoint at the shipped settings.
+
+    python scripts/pipeline_curve.py RUN [--every-steps 1000] [--data runs/default-v4/data/val-wide]
+        [--settings src/m3ddm/weights/default] [--noise]
+
+The v-MSE of scripts/heldout_curve.py averages the whole schedule; the shipped pipeline runs one step at 20 % noise
+(or five from pure noise), and the two rank checkpoints differently (model card, after the twenty-first rule). For
+each checkpoint of RUN whose step is a multiple of --every-steps (and the last one), this exports an inference folder
+with the settings of the --settings pipeline (RUN/curve/pipe-STEP), evaluates it on --data (horizontal, ratio 0.25,
+no FVD) and, with --noise, from noise too (strength 1). Results are kept in RUN/curve/ and reused; prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from m3ddm.training import checkpoint as ckpt
+
+CODEC = Path("training/default-v4/vae")
+
+
+def _settings(folder: Path) -> list[str]:
+    """KEY=VALUE pipeline settings of a shipped folder (guidance is the export's (1, 1))."""
+    index = json.loads((folder / "model_index.json").read_text())
+    keep = [k for k in index if (k.startswith("default_") or k == "context_encoding") and k != "default_guidance"]
+    return [f"{k}={json.dumps(index[k])}" for k in keep]
+
+
+def _region(out: Path) -> dict[str, float]:
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    region = next(r for r in rows if r["scope"] == "region")
+    full = next(r for r in rows if r["scope"] == "full")
+    return {"psnr": float(region["psnr"]), "warp": float(region["warp_error"]), "seam": float(full["seam_ratio"])}
+
+
+def _evaluate(pipe: Path, data: Path, out: Path, options: list[str]) -> dict[str, float]:
+    if not (out / "results.csv").is_file():
+        command = [sys.executable, "-m", "m3ddm", "evaluate", "--data", str(data), "--method", f"m3ddm:{pipe}",
+                   "--ratio", "0.25", "--direction", "horizontal", "--no-fvd", "--no-visuals", "--out", str(out)]
+        for option in options:
+            command += ["--option", option]
+        with (out.parent / (out.name + ".log")).open("w") as log:
+            subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
+    return _region(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--every-steps", type=int, default=1000)
+    parser.add_argument("--data", type=Path, default=Path("runs/default-v4/data/val-wide"))
+    parser.add_argument("--settings", type=Path, default=Path("src/m3ddm/weights/default"))
+    parser.add_argument("--noise", action="store_true", help="also evaluate from noise (strength 1)")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    curve = args.run / "curve"
+    curve.mkdir(exist_ok=True)
+    checkpoints = ckpt.list_checkpoints(args.run)
+    print("| step | region PSNR | warp error | seam ratio |" + (" from noise: region PSNR | warp error |" if args.noise
+                                                              else ""))
+    print("|---:|---:|---:|---:|" + ("---:|---:|" if args.noise else ""), flush=True)
+    for step, path in checkpoints:
+        if step % args.every_steps and step != checkpoints[-1][0]:
+            continue
+        pipe = curve / f"pipe-{step}"
+        if not pipe.is_dir():
+            subprocess.run([sys.executable, "scripts/default_model_v4.py", "export", str(path), str(CODEC), str(pipe),
+                            *_settings(args.settings)], check=True, stdout=subprocess.DEVNULL)
+        row = _evaluate(pipe, args.data, curve / f"{args.data.name}-{step}", [])
+        line = f"| {step} | {row['psnr']:.2f} | {row['warp']:.5f} | {row['seam']:.2f} |"
+        if args.noise:
+            noise = _evaluate(pipe, args.data, curve / f"{args.data.name}-{step}-noise", ["strength=1"])
+            line += f" {noise['psnr']:.2f} | {noise['warp']:.5f} |"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
