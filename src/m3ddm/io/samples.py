@@ -73,9 +73,11 @@ def tone(
     return wave.astype(np.float32)
 
 
-def _pick_pix_fmt(codec_name: str) -> str:
+def _pick_pix_fmt(codec_name: str, width: int, height: int) -> str:
     formats = [f.name for f in (av.codec.Codec(codec_name, "w").video_formats or [])]
-    for preferred in ("yuv420p", "yuvj420p", "rgb24"):
+    # 4:2:0 halves the chroma planes, which libx264 refuses for an odd width or height; 4:4:4 takes any size
+    odd = width % 2 or height % 2
+    for preferred in (("yuv444p", "rgb24") if odd else ("yuv420p", "yuvj420p", "rgb24")):
         if not formats or preferred in formats:
             return preferred
     return formats[0]
@@ -121,7 +123,7 @@ def make_test_video(
             options = {"preset": "veryfast"} if codec == "libx264" else None
             vstream = container.add_stream(codec, rate=fps, options=options)
             vstream.width, vstream.height = width, height
-            vstream.pix_fmt = _pick_pix_fmt(codec)
+            vstream.pix_fmt = _pick_pix_fmt(codec, width, height)
             vstream.codec_context.time_base = 1 / fps
             if rotation or hflip:
                 vstream.set_display_rotation(rotation, hflip=hflip)
