@@ -1,13 +1,14 @@
 """A training run's held-out curve as the pipeline uses the model: region PSNR per checkpoint at the shipped settings.
 
-    python scripts/pipeline_curve.py RUN [--every-steps 1000] [--data runs/default-v4/data/val-wide]
-        [--settings src/m3ddm/weights/default] [--noise]
+    python scripts/pipeline_curve.py RUN [--every-steps 1000] [--origin 0] [--data runs/default-v4/data/val-wide]
+        [--settings src/m3ddm/weights/default] [--noise] [--with-last]
 
 The v-MSE of scripts/heldout_curve.py averages the whole schedule; the shipped pipeline runs one step at 20 % noise
 (or five from pure noise), and the two rank checkpoints differently (model card, after the twenty-first rule). For
-each checkpoint of RUN whose step is a multiple of --every-steps (and the last one), this exports an inference folder
-with the settings of the --settings pipeline (RUN/curve/pipe-STEP), evaluates it on --data (horizontal, ratio 0.25,
-no FVD) and, with --noise, from noise too (strength 1). Results are kept in RUN/curve/ and reused; prints a table.
+each checkpoint of RUN whose step is --origin plus a multiple of --every-steps (and, with --with-last, the last one),
+this exports an inference folder with the settings of the --settings pipeline (RUN/curve/pipe-STEP), evaluates it on
+--data (horizontal, ratio 0.25, no FVD) and, with --noise, from noise too (strength 1). Results are kept in
+RUN/curve/ and reused; prints a table.
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
     parser.add_argument("--every-steps", type=int, default=1000)
+    parser.add_argument("--origin", type=int, default=0, help="the steps taken are origin + k * every-steps")
     parser.add_argument("--data", type=Path, default=Path("runs/default-v4/data/val-wide"))
     parser.add_argument("--settings", type=Path, default=Path("src/m3ddm/weights/default"))
     parser.add_argument("--noise", action="store_true", help="also evaluate from noise (strength 1)")
+    parser.add_argument("--with-last", action="store_true", help="also the last checkpoint, whatever its step")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     curve = args.run / "curve"
@@ -66,7 +69,7 @@ def main() -> None:
                                                               else ""))
     print("|---:|---:|---:|---:|" + ("---:|---:|" if args.noise else ""), flush=True)
     for step, path in checkpoints:
-        if step % args.every_steps and step != checkpoints[-1][0]:
+        if (step - args.origin) % args.every_steps and not (args.with_last and step == checkpoints[-1][0]):
             continue
         pipe = curve / f"pipe-{step}"
         if not pipe.is_dir():

@@ -26,6 +26,12 @@ from m3ddm.geometry import Rect
 # A motion or a warped source is accepted only if it agrees with the target where they overlap (mean absolute
 # difference in uint8 units): misalignments and other shots are rejected.
 MAX_OVERLAP_ERROR = 24.0
+# The still camera is preferred to a measured motion when, frame to frame, it matches at least this share more of
+# the picture's textured pixels (slope above TEXTURE_LEVELS a pixel), within MATCH_LEVELS grey levels (noise and
+# compression pass, a shifted texture does not).
+STILL_MARGIN = 0.05
+MATCH_LEVELS = 6
+TEXTURE_LEVELS = 4.0
 MIN_OVERLAP_PIXELS = 64
 # Motion is measured on grey frames at most this long a side: enough detail for ORB, cheap for long videos.
 MOTION_SIZE = 320
@@ -129,7 +135,29 @@ def estimate_motion(a: np.ndarray, b: np.ndarray,
         matrix = _flow_homography(ga, gb)  # too few features (flat or blurred frames): dense flow
         if not (_plausible(matrix, w, h) and _aligns(ga, gb, matrix)):
             return None
-    return matrix / matrix[2, 2]
+    matrix = matrix / matrix[2, 2]
+    # A still camera with a large object crossing it: the features' motion can be the object's (or a warp folding
+    # both), while the still background, frame to frame, matches clearly more of the picture than that motion does.
+    textured = _textured(gb)
+    if _matched_share(ga, gb, np.eye(3), textured) >= _matched_share(ga, gb, matrix, textured) + STILL_MARGIN:
+        return np.eye(3)
+    return matrix
+
+
+def _matched_share(a: np.ndarray, b: np.ndarray, matrix: np.ndarray, textured: np.ndarray) -> float:
+    """The share of ``b``'s ``textured`` pixels that ``a`` brought by ``matrix`` matches within ``MATCH_LEVELS`` grey
+    levels (flat pixels match under any motion and would tell nothing)."""
+    h, w = a.shape
+    warped = cv2.warpPerspective(a, matrix, (w, h), flags=cv2.INTER_LINEAR)
+    seen = cv2.warpPerspective(np.full_like(a, 255), matrix, (w, h), flags=cv2.INTER_NEAREST) > 0
+    close = np.abs(warped.astype(np.int16) - b.astype(np.int16)) <= MATCH_LEVELS
+    return float((close & seen & textured).sum() / max(1, int(textured.sum())))
+
+
+def _textured(grey: np.ndarray) -> np.ndarray:
+    """Pixels whose grey level changes by more than ``TEXTURE_LEVELS`` a pixel (Sobel, 3x3)."""
+    slope = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)) / 8
+    return slope > TEXTURE_LEVELS
 
 
 def rescale_motion(matrix: np.ndarray | None, scale_x: float, scale_y: float) -> np.ndarray | None:
