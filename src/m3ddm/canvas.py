@@ -180,8 +180,12 @@ def _texture_gate(source: np.ndarray) -> np.ndarray:
     grey = source.mean(axis=-1) if source.ndim == 3 else source
     smooth = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), sigmaX=TEXTURE_EDGE_SIGMA,
                               borderType=cv2.BORDER_REFLECT)
-    slope = np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)) / 8
-    return 1.0 / (1.0 + (slope / TEXTURE_EDGE_SLOPE) ** 2)
+    return 1.0 / (1.0 + (grey_slope(smooth) / TEXTURE_EDGE_SLOPE) ** 2)
+
+
+def grey_slope(grey: np.ndarray) -> np.ndarray:
+    """``[H, W]`` float32: how much a grey image changes a pixel at each pixel (levels; 3x3 Sobel, normalised)."""
+    return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)) / 8
 
 
 def _beyond(positions: np.ndarray, start: int, stop: int) -> np.ndarray:

@@ -20,19 +20,19 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from m3ddm.canvas import prefill_telea, resize
+from m3ddm.canvas import grey_slope, prefill_telea, resize
 from m3ddm.geometry import Rect
 
 # A motion or a warped source is accepted only if it agrees with the target where they overlap (mean absolute
 # difference in uint8 units): misalignments and other shots are rejected.
 MAX_OVERLAP_ERROR = 24.0
+MIN_OVERLAP_PIXELS = 64
 # The still camera is preferred to a measured motion when, frame to frame, it matches at least this share more of
 # the picture's textured pixels (slope above TEXTURE_LEVELS a pixel), within MATCH_LEVELS grey levels (noise and
 # compression pass, a shifted texture does not).
 STILL_MARGIN = 0.05
 MATCH_LEVELS = 6
 TEXTURE_LEVELS = 4.0
-MIN_OVERLAP_PIXELS = 64
 # Motion is measured on grey frames at most this long a side: enough detail for ORB, cheap for long videos.
 MOTION_SIZE = 320
 
@@ -111,11 +111,18 @@ def _flow_homography(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     return matrix
 
 
-def _aligns(a: np.ndarray, b: np.ndarray, matrix: np.ndarray) -> bool:
-    """Whether ``a`` warped by ``matrix`` matches ``b`` on their overlap (grey levels, uint8 units)."""
+def _warped(a: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grey frame ``a`` brought by ``matrix`` into its own frame size, and where it lands (uint8, 255)."""
     h, w = a.shape
     warped = cv2.warpPerspective(a, matrix, (w, h), flags=cv2.INTER_LINEAR)
     seen = cv2.warpPerspective(np.full_like(a, 255), matrix, (w, h), flags=cv2.INTER_NEAREST)
+    return warped, seen
+
+
+def _aligns(a: np.ndarray, b: np.ndarray, matrix: np.ndarray) -> bool:
+    """Whether ``a`` warped by ``matrix`` matches ``b`` on their overlap (grey levels, uint8 units)."""
+    h, w = a.shape
+    warped, seen = _warped(a, matrix)
     overlap = cv2.erode(seen, np.ones((3, 3), np.uint8)) > 0
     if overlap.sum() < 0.25 * h * w:
         return False
@@ -138,7 +145,7 @@ def estimate_motion(a: np.ndarray, b: np.ndarray,
     matrix = matrix / matrix[2, 2]
     # A still camera with a large object crossing it: the features' motion can be the object's (or a warp folding
     # both), while the still background, frame to frame, matches clearly more of the picture than that motion does.
-    textured = _textured(gb)
+    textured = grey_slope(gb) > TEXTURE_LEVELS
     if _matched_share(ga, gb, np.eye(3), textured) >= _matched_share(ga, gb, matrix, textured) + STILL_MARGIN:
         return np.eye(3)
     return matrix
@@ -147,17 +154,9 @@ def estimate_motion(a: np.ndarray, b: np.ndarray,
 def _matched_share(a: np.ndarray, b: np.ndarray, matrix: np.ndarray, textured: np.ndarray) -> float:
     """The share of ``b``'s ``textured`` pixels that ``a`` brought by ``matrix`` matches within ``MATCH_LEVELS`` grey
     levels (flat pixels match under any motion and would tell nothing)."""
-    h, w = a.shape
-    warped = cv2.warpPerspective(a, matrix, (w, h), flags=cv2.INTER_LINEAR)
-    seen = cv2.warpPerspective(np.full_like(a, 255), matrix, (w, h), flags=cv2.INTER_NEAREST) > 0
+    warped, seen = _warped(a, matrix)
     close = np.abs(warped.astype(np.int16) - b.astype(np.int16)) <= MATCH_LEVELS
-    return float((close & seen & textured).sum() / max(1, int(textured.sum())))
-
-
-def _textured(grey: np.ndarray) -> np.ndarray:
-    """Pixels whose grey level changes by more than ``TEXTURE_LEVELS`` a pixel (Sobel, 3x3)."""
-    slope = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)) / 8
-    return slope > TEXTURE_LEVELS
+    return float((close & (seen > 0) & textured).sum() / max(1, int(textured.sum())))
 
 
 def rescale_motion(matrix: np.ndarray | None, scale_x: float, scale_y: float) -> np.ndarray | None:
