@@ -222,7 +222,8 @@ class M3DDMPipeline(DiffusionPipeline):
     Settings saved with the pipeline (``model_index.json``): how global frames enter the model
     ("canvas": placed in the canvas and masked like the clip, as our models are trained; "stretch": the source
     frame stretched to a square, as the official driver feeds the official weights), how many, and the default
-    working size, scheduler, number of steps and strength (1 = start from noise, as the paper).
+    working size, scheduler, number of steps and strength (1 = start from noise, as the paper). A model may run
+    another number of steps from pure noise (``default_noise_steps``; None = ``default_steps``).
     """
 
     model_cpu_offload_seq = "unet->vae"
@@ -237,6 +238,7 @@ class M3DDMPipeline(DiffusionPipeline):
         default_size: int = 256,
         default_scheduler: str = "dpmpp",
         default_steps: int = 25,
+        default_noise_steps: int | None = None,
         default_strength: float = 1.0,
         default_noise_share: float = 0.0,
         default_guidance: tuple[float, float] = PAPER_GUIDANCE,
@@ -256,7 +258,8 @@ class M3DDMPipeline(DiffusionPipeline):
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler)
         self.register_to_config(
             global_frames=global_frames, num_global_frames=num_global_frames, default_size=default_size,
-            default_scheduler=default_scheduler, default_steps=default_steps, default_strength=default_strength,
+            default_scheduler=default_scheduler, default_steps=default_steps,
+            default_noise_steps=default_noise_steps, default_strength=default_strength,
             default_noise_share=default_noise_share, default_guidance=list(default_guidance),
             context_encoding=context_encoding, default_prefill=default_prefill,
             default_keep_seen=default_keep_seen, default_steady=default_steady, default_texture=default_texture,
@@ -376,6 +379,13 @@ class M3DDMPipeline(DiffusionPipeline):
         return video, latents, {**stats, "adapter": adapter}
 
     # -------------------------------------------------------------------------------------- the stages
+    def steps_for(self, strength: float) -> int:
+        """The model's number of denoising steps at ``strength`` (when the user gives none)."""
+        # default_steps is chosen where the pipeline starts from the pre-fill (one step runs at strength 0.2); from
+        # pure noise a small model scores higher with fewer: its first estimate is a mean, later steps add guesses
+        noise_steps = self.config.get("default_noise_steps")
+        return int(noise_steps) if strength >= 1.0 and noise_steps else int(self.config.default_steps)
+
     def resolve(self, options: OutpaintOptions, num_frames: int) -> OutpaintOptions:
         """Fill the model-dependent defaults in."""
         strides = default_strides(num_frames) if options.strides is None else validate_strides(options.strides)
@@ -422,7 +432,7 @@ class M3DDMPipeline(DiffusionPipeline):
             options,
             size=options.size or self.config.default_size,
             scheduler=scheduler,
-            steps=options.steps or self.config.default_steps,
+            steps=options.steps or self.steps_for(strength),
             strength=strength,
             noise_share=noise_share,
             prefill=prefill,

@@ -264,6 +264,7 @@ def test_help_states_the_real_defaults(capsys):
     shipped = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
     assert f"{shipped['default_size']} for the shipped model" in text
     assert f"{shipped['default_steps']} for the shipped model" in text
+    assert f"{shipped['default_noise_steps']} there from noise" in text
     assert "auto (default: cuda if available, then mps, else cpu)" in text
     import torch
 
@@ -378,3 +379,30 @@ def test_texture_puts_the_pictures_grain_next_to_it_in_the_file(tiny_pipeline_di
     assert added[side: side + 96].max() == 0, "the picture is the same"
     assert added[0] == 0 and added[-1] == 0, "nothing at the far edge (beyond the reach)"
     assert added[side // 2: side - 2].mean() > 2 and added[side + 98: side + 96 + side // 2].mean() > 2, added
+
+
+def test_the_models_steps_from_noise_apply_at_strength_1_only(tiny_pipeline_dir, tmp_path):
+    """A model folder with ``default_noise_steps`` runs that many steps from pure noise and its ``default_steps``
+    below strength 1; an explicit --steps wins either way (checked on the written files)."""
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_pipeline_dir, model)
+    index = json.loads((model / "model_index.json").read_text())
+    assert index["default_steps"] == 2
+    (model / "model_index.json").write_text(json.dumps({**index, "default_noise_steps": 1}))
+    source = make_test_video(tmp_path / "in.mp4", frames=6, size=(64, 48), fps=24)
+
+    def outpaint(name: str, *flags: str) -> np.ndarray:
+        out = tmp_path / f"{name}.mp4"
+        assert main(["outpaint", str(source), "-o", str(out), "--model", str(model), "--quiet", "--ratio", "9:16",
+                     "--strides", "1", "--crf", "0", *flags]) == 0
+        return np.stack(list(open_video_source(out).iter_frames()))
+
+    noise = outpaint("noise", "--strength", "1")
+    assert np.array_equal(noise, outpaint("noise1", "--strength", "1", "--steps", "1"))
+    assert not np.array_equal(noise, outpaint("noise2", "--strength", "1", "--steps", "2"))
+    half = outpaint("half", "--strength", "0.5")
+    assert np.array_equal(half, outpaint("half2", "--strength", "0.5", "--steps", "2"))
+    assert not np.array_equal(half, outpaint("half1", "--strength", "0.5", "--steps", "1"))

@@ -103,7 +103,10 @@ def build_demo(pipe, model_label: str = "the shipped default model", work_root: 
                             for side, value in (("left", 0.25), ("top", 0), ("right", 0.25), ("bottom", 0))]
                 with gr.Accordion("Generation settings", open=False):
                     size = gr.Slider(64, 768, value=defaults.size, step=8, label="Working size (long side, px)")
-                    steps = gr.Slider(1, 100, value=defaults.steps, step=1, label="Denoising steps")
+                    # 0 leaves the number to the model, which may run another number from pure noise
+                    steps = gr.Slider(0, 100, value=0, step=1,
+                                      label=f"Denoising steps (0 = the model's: {defaults.steps}, "
+                                            f"{pipe.steps_for(1.0)} from noise)")
                     strength = gr.Slider(0.05, 1.0, value=defaults.strength, step=0.05,
                                          label="Strength (1 = from noise; lower = refine the pre-fill)")
                     steady = gr.Slider(0, 12, value=defaults.steady, step=1,

@@ -69,8 +69,9 @@ def register(subparsers) -> None:
                                        f"{_shipped('default_scheduler', 'dpmpp')} for the shipped model, pndm for "
                                        f"--unet/--vae)")
     p.add_argument("--steps", type=int, help=f"denoising steps (default: the model's: "
-                                             f"{_shipped('default_steps', 20)} for the shipped model, 50 for "
-                                             f"--unet/--vae)")
+                                             f"{_shipped('default_steps', 20)} for the shipped model, "
+                                             f"{_shipped('default_noise_steps', 1)} there from noise (--strength 1), "
+                                             f"50 for --unet/--vae)")
     p.add_argument("--strides", help="coarse-to-fine strides, e.g. 15,5,1 (default: 15,5,1 from 50 frames on, "
                                      "else 1 = dense)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same video (default 0)")
