@@ -49,6 +49,9 @@ def test_official_config_with_real_paths(tmp_path):
     ({"optim": {"lr_scheduler": "sometimes"}}, "optim.lr_scheduler"),
     ({"data": {"latent_cache_size": [64, 64]}}, "data.latent_cache_size needs data.latent_cache"),
     ({"data": {"latent_cache": "cache", "latent_cache_size": [8, 8]}}, "latent_cache_size must be at least"),
+    ({"model": {"focus_timesteps": [199, 1000], "focus_share": 0.5}}, "focus_timesteps must be whole timesteps"),
+    ({"model": {"focus_timesteps": [199], "focus_share": 1.5}}, "focus_share must be in"),
+    ({"model": {"focus_share": 0.5}}, "focus_share needs model.focus_timesteps"),
 ])
 def test_bad_configs_raise_one_clear_user_error(tiny_dict, override, message):
     with pytest.raises(UserError, match=message.replace("[", r"\[")) as info:

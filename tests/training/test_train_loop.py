@@ -188,3 +188,31 @@ def test_v_prediction_trains_on_v_and_exports_its_scheduler(tiny_config, tmp_pat
     assert make_scheduler("dpmpp", pipe.scheduler).config.prediction_type == "v_prediction"
     with pytest.raises(UserError, match="prediction_type"):
         tiny_config({"model": {"prediction_type": "x0"}})
+
+
+def test_focus_timesteps_take_their_share_and_reach_the_loss(tiny_config, tmp_path, monkeypatch):
+    from m3ddm.training.objective import draw_noise
+
+    shape = torch.Size([4000, 1])
+    plain = draw_noise(shape, torch.Generator().manual_seed(3))
+    assert draw_noise(shape, torch.Generator().manual_seed(3), focus=([199, 999], 0.0)).timesteps.equal(
+        plain.timesteps)
+    focused = draw_noise(shape, torch.Generator().manual_seed(3), focus=([199, 999], 0.5))
+    hit = (focused.timesteps == 199) | (focused.timesteps == 999)
+    assert 0.45 < hit.float().mean() < 0.55  # (uniform draws land on them 0.2 % of the time)
+    assert (focused.timesteps == 199).sum() > 800 and (focused.timesteps == 999).sum() > 800
+    kept = focused.timesteps == plain.timesteps
+    assert kept.float().mean() > 0.45 and focused.noise.equal(plain.noise)  # the rest is the plain draw
+
+    seen = []
+    real_loss = loop.diffusion_loss
+
+    def record(model, scheduler, mb, draw, *args):
+        seen.extend(draw.timesteps.tolist())
+        return real_loss(model, scheduler, mb, draw, *args)
+
+    monkeypatch.setattr(loop, "diffusion_loss", record)
+    config = tiny_config({"model": {"focus_timesteps": [7], "focus_share": 1.0},
+                          "train": {"max_steps": 2, "checkpoint_every": 100}})
+    loop.train(config, output_dir=tmp_path / "run")
+    assert seen and set(seen) == {7}

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from m3ddm.errors import UserError
-from m3ddm.schedule import PREDICTION_TYPES, TIMESTEP_SPACINGS, NoiseSchedule
+from m3ddm.schedule import NUM_TRAIN_TIMESTEPS, PREDICTION_TYPES, TIMESTEP_SPACINGS, NoiseSchedule
 from m3ddm.training.masking import VARIANTS, MaskProbabilities
 
 SHIPPED_CONFIGS = ("tiny-cpu", "official", "default")
@@ -80,6 +80,13 @@ class ModelConfig:
     zero_terminal_snr: bool = False
     timestep_spacing: str = "leading"
     min_snr_gamma: float | None = None  # Min-SNR loss weighting (null: unweighted, as the paper)
+    # Timesteps drawn more often than the uniform draw gives them: a pipeline that always samples at the same few
+    # (one step at strength 0.2, one from noise) can be trained there; focus_share of the samples take one of them.
+    focus_timesteps: tuple[int, ...] = ()
+    focus_share: float = 0.0
+
+    def timestep_focus(self) -> tuple[tuple[int, ...], float] | None:
+        return (self.focus_timesteps, self.focus_share) if self.focus_timesteps and self.focus_share else None
 
     def schedule(self) -> NoiseSchedule:
         return NoiseSchedule(prediction_type=self.prediction_type, rescale_betas_zero_snr=self.zero_terminal_snr,
@@ -184,6 +191,10 @@ def _convert(value, hint, where: str):
         if not isinstance(value, dict):
             raise UserError(f"invalid training config: {where} must be a mapping")
         return _build(hint, value, where)
+    if origin is tuple and typing.get_args(hint)[-1] is Ellipsis:  # tuple[T, ...]: a list of any length
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"invalid training config: {where} must be a list")
+        return tuple(_convert(v, typing.get_args(hint)[0], f"{where}[{i}]") for i, v in enumerate(value))
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
@@ -317,6 +328,10 @@ def _problems(cfg: TrainConfig) -> list[str]:
     need(m.timestep_spacing in TIMESTEP_SPACINGS,
          f"model.timestep_spacing must be one of {TIMESTEP_SPACINGS} (got {m.timestep_spacing!r})")
     need(m.min_snr_gamma is None or m.min_snr_gamma > 0, "model.min_snr_gamma must be > 0 or null")
+    need(all(isinstance(t, int) and 0 <= t < NUM_TRAIN_TIMESTEPS for t in m.focus_timesteps),
+         f"model.focus_timesteps must be whole timesteps in [0, {NUM_TRAIN_TIMESTEPS - 1}]")
+    need(0 <= m.focus_share <= 1, "model.focus_share must be in [0, 1]")
+    need(not (m.focus_share and not m.focus_timesteps), "model.focus_share needs model.focus_timesteps")
     need(not (m.zero_terminal_snr and m.prediction_type == "epsilon"),
          "model.zero_terminal_snr needs prediction_type: v_prediction (epsilon is undefined at zero SNR)")
     if m.init in ("checkpoint", "sd"):

@@ -348,7 +348,7 @@ def train(
                 gen = step_generator(t.seed, step, micro, rank)
                 mb = build_model_batch(batch, codec, black_latent, device=device, generator=gen,
                                        sample_posterior=config.codec.sample_posterior)
-                draw = draw_noise(mb.latents.shape, gen, pool)
+                draw = draw_noise(mb.latents.shape, gen, pool, focus=config.model.timestep_focus())
                 sync = accelerator.no_sync(model) if micro < accum - 1 else contextlib.nullcontext()
                 with sync:
                     loss = diffusion_loss(model, noise_scheduler, mb, draw, config.model.min_snr_gamma)

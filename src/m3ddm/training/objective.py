@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,16 +147,22 @@ class NoiseDraw:
 
 def draw_noise(
     shape: torch.Size, generator: torch.Generator, pool: NoiseDraw | None = None,
-    max_timestep: int = NUM_TRAIN_TIMESTEPS,
+    max_timestep: int = NUM_TRAIN_TIMESTEPS, focus: tuple[Sequence[int], float] | None = None,
 ) -> NoiseDraw:
     """Epsilon and timesteps (uniform below ``max_timestep``) for a batch (CPU); from ``pool`` when given (fixed
-    set, for overfit tests)."""
+    set, for overfit tests). ``focus`` = (timesteps, share): each sample takes one of those timesteps (equally
+    likely) with probability share, a uniform one otherwise; the draws for the uniform part are unchanged."""
     b = shape[0]
     if pool is not None:
         pick = torch.randint(0, pool.noise.shape[0], (b,), generator=generator)
         return NoiseDraw(pool.noise[pick].clone(), pool.timesteps[pick].clone())
     timesteps = torch.randint(0, max_timestep, (b,), generator=generator)
     noise = torch.randn(shape, generator=generator)
+    if focus is not None and focus[1] > 0:
+        chosen, share = torch.tensor(list(focus[0])), focus[1]
+        focused = torch.rand(b, generator=generator) < share
+        pick = torch.randint(0, len(chosen), (b,), generator=generator)
+        timesteps = torch.where(focused, chosen[pick], timesteps)
     return NoiseDraw(noise, timesteps)
 
 
