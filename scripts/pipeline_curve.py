@@ -4,11 +4,12 @@
         [--settings src/m3ddm/weights/default] [--noise] [--with-last]
 
 The v-MSE of scripts/heldout_curve.py averages the whole schedule; the shipped pipeline runs one step at 20 % noise
-(or five from pure noise), and the two rank checkpoints differently (model card, after the twenty-first rule). For
+(or one from pure noise), and the two rank checkpoints differently (model card, after the twenty-first rule). For
 each checkpoint of RUN whose step is --origin plus a multiple of --every-steps (and, with --with-last, the last one),
 this exports an inference folder with the settings of the --settings pipeline (RUN/curve/pipe-STEP), evaluates it on
 --data (horizontal, ratio 0.25, no FVD) and, with --noise, from noise too (strength 1). Results are kept in
-RUN/curve/ and reused; prints a table.
+RUN/curve/ and reused while the settings stay the same (an
+export under other settings is redone and its old results renamed *.stale); prints a table.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +33,12 @@ def _settings(folder: Path) -> list[str]:
     index = json.loads((folder / "model_index.json").read_text())
     keep = [k for k in index if (k.startswith("default_") or k == "context_encoding") and k != "default_guidance"]
     return [f"{k}={json.dumps(index[k])}" for k in keep]
+
+
+def _stale(pipe: Path, settings: list[str]) -> bool:
+    """Whether an exported folder's settings differ from ``settings`` (KEY=VALUE, VALUE in JSON)."""
+    index = json.loads((pipe / "model_index.json").read_text())
+    return any(json.dumps(index.get(key)) != value for key, value in (s.split("=", 1) for s in settings))
 
 
 def _region(out: Path) -> dict[str, float]:
@@ -72,9 +80,14 @@ def main() -> None:
         if (step - args.origin) % args.every_steps and not (args.with_last and step == checkpoints[-1][0]):
             continue
         pipe = curve / f"pipe-{step}"
+        settings = _settings(args.settings)
+        if pipe.is_dir() and _stale(pipe, settings):  # exported under other settings: its results are theirs
+            shutil.rmtree(pipe)
+            for old in curve.glob(f"*-{step}*"):
+                old.replace(old.with_name(old.name + ".stale"))
         if not pipe.is_dir():
             subprocess.run([sys.executable, "scripts/default_model_v4.py", "export", str(path), str(CODEC), str(pipe),
-                            *_settings(args.settings)], check=True, stdout=subprocess.DEVNULL)
+                            *settings], check=True, stdout=subprocess.DEVNULL)
         row = _evaluate(pipe, args.data, curve / f"{args.data.name}-{step}", [])
         line = f"| {step} | {row['psnr']:.2f} | {row['warp']:.5f} | {row['seam']:.2f} |"
         if args.noise:
