@@ -3,7 +3,8 @@
     python scripts/default_model_v4.py data  OUT        # training and validation clips as frame folders
     python scripts/default_model_v4.py variety DATA     # DATA/train-variety: train's clips and more (phase 3)
     python scripts/default_model_v4.py codec TAEF2 DATA OUT   # TAEF2 with per-channel latent statistics
-    python scripts/default_model_v4.py export CHECKPOINT CODEC OUT [KEY=VALUE ...]  # a pipeline folder (EMA UNet)
+    python scripts/default_model_v4.py export CHECKPOINT[,CHECKPOINT...] CODEC OUT [KEY=VALUE ...]  # a pipeline
+        # folder (the EMA UNet; several checkpoints: the mean of their EMA weights)
     python scripts/default_model_v4.py val-wide OUT     # validation clips at a user's sizes, to choose defaults
     python scripts/default_model_v4.py val-movers OUT   # a large object crossing a still scene (validation)
 
@@ -113,9 +114,10 @@ def make_codec(taef2: Path, data: Path, out: Path, frames_per_clip: int = 8) -> 
     print("wrote", out)
 
 
-def export(checkpoint: Path, codec_dir: Path, out: Path, settings: dict) -> None:
-    """An inference folder from a training checkpoint: the EMA UNet (float16 on disk), the codec, DPM-Solver++ on
-    the training schedule, and the pipeline defaults in ``settings`` (default_size=160, default_steps=20, ...)."""
+def export(checkpoints: list[Path], codec_dir: Path, out: Path, settings: dict) -> None:
+    """An inference folder from training checkpoints: the EMA UNet (float16 on disk; with several checkpoints of one
+    architecture, the mean of their EMA weights), the codec, DPM-Solver++ on the first one's training schedule, and
+    the pipeline defaults in ``settings`` (default_size=160, default_steps=20, ...)."""
     from m3ddm.codecs import LatentCodec
     from m3ddm.pipeline import M3DDMPipeline
     from m3ddm.sampling import make_scheduler
@@ -124,7 +126,11 @@ def export(checkpoint: Path, codec_dir: Path, out: Path, settings: dict) -> None
     from m3ddm.utils.atomic import atomic_path
     from m3ddm.utils.state_dict import save_pretrained_as
 
+    checkpoint = checkpoints[0]
     unet = unet_from_checkpoint(checkpoint, averaged=True).eval()
+    if len(checkpoints) > 1:  # a weight average ("soup") of runs that share the architecture
+        states = [unet.state_dict()] + [unet_from_checkpoint(c, averaged=True).state_dict() for c in checkpoints[1:]]
+        unet.load_state_dict({k: sum(state[k].float() for state in states) / len(states) for k in states[0]})
     codec = LatentCodec.from_pretrained(codec_dir)
     schedule = load_config(checkpoint / "training_config.yaml").model.schedule()
     defaults = {"default_size": 160, "default_scheduler": "dpmpp", "default_steps": 20, "default_strength": 1.0,
@@ -328,6 +334,7 @@ if __name__ == "__main__":
     elif command == "val-movers":
         make_mover_validation(Path(paths[0]))
     elif command == "export":
-        export(Path(paths[0]), Path(paths[1]), Path(paths[2]), dict(_setting(p) for p in paths[3:]))
+        export([Path(p) for p in paths[0].split(",")], Path(paths[1]), Path(paths[2]),
+               dict(_setting(p) for p in paths[3:]))
     else:
         raise SystemExit(__doc__)
