@@ -115,24 +115,30 @@ def make_codec(taef2: Path, data: Path, out: Path, frames_per_clip: int = 8) -> 
 
 
 def export(checkpoints: list[Path], codec_dir: Path, out: Path, settings: dict) -> None:
-    """An inference folder from training checkpoints: the EMA UNet (float16 on disk; with several checkpoints of one
-    architecture, the mean of their EMA weights), the codec, DPM-Solver++ on the first one's training schedule, and
-    the pipeline defaults in ``settings`` (default_size=160, default_steps=20, ...)."""
-    from m3ddm.codecs import LatentCodec
-    from m3ddm.pipeline import M3DDMPipeline
-    from m3ddm.sampling import make_scheduler
+    """An inference folder from training checkpoints: the EMA UNet (with several checkpoints of one architecture,
+    the mean of their EMA weights) and the first one's training schedule (see :func:`export_unet`)."""
     from m3ddm.training.config import load_config
     from m3ddm.training.snapshot import unet_from_checkpoint
-    from m3ddm.utils.atomic import atomic_path
-    from m3ddm.utils.state_dict import save_pretrained_as
 
-    checkpoint = checkpoints[0]
-    unet = unet_from_checkpoint(checkpoint, averaged=True).eval()
+    unet = unet_from_checkpoint(checkpoints[0], averaged=True).eval()
     if len(checkpoints) > 1:  # a weight average ("soup") of runs that share the architecture
         states = [unet.state_dict()] + [unet_from_checkpoint(c, averaged=True).state_dict() for c in checkpoints[1:]]
         unet.load_state_dict({k: sum(state[k].float() for state in states) / len(states) for k in states[0]})
+    config_text = (checkpoints[0] / "training_config.yaml").read_text()
+    export_unet(unet, load_config(checkpoints[0] / "training_config.yaml"), config_text, codec_dir, out, settings)
+
+
+def export_unet(unet, training_config, config_text: str, codec_dir: Path, out: Path, settings: dict) -> None:
+    """An inference folder: ``unet`` (float16 on disk), the codec, DPM-Solver++ on the training schedule, and the
+    pipeline defaults in ``settings`` (default_size=160, default_steps=20, ...)."""
+    from m3ddm.codecs import LatentCodec
+    from m3ddm.pipeline import M3DDMPipeline
+    from m3ddm.sampling import make_scheduler
+    from m3ddm.utils.atomic import atomic_path
+    from m3ddm.utils.state_dict import save_pretrained_as
+
     codec = LatentCodec.from_pretrained(codec_dir)
-    schedule = load_config(checkpoint / "training_config.yaml").model.schedule()
+    schedule = training_config.model.schedule()
     defaults = {"default_size": 160, "default_scheduler": "dpmpp", "default_steps": 20, "default_strength": 1.0,
                 "default_guidance": (1.0, 1.0), "context_encoding": "latent_mask", **settings}
     pipe = M3DDMPipeline(unet, codec.vae, make_scheduler(defaults["default_scheduler"], schedule.config()),
@@ -141,7 +147,7 @@ def export(checkpoints: list[Path], codec_dir: Path, out: Path, settings: dict) 
         pipe.save_pretrained(tmp, safe_serialization=True)
         save_pretrained_as(unet, tmp / "unet")  # float16: half the bytes; it loads as float32
         save_pretrained_as(codec.vae, tmp / "vae")
-        (tmp / "training_config.yaml").write_text((checkpoint / "training_config.yaml").read_text())
+        (tmp / "training_config.yaml").write_text(config_text)
     print("wrote", out, round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6, 1), "MB")
 
 
