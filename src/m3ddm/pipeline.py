@@ -383,8 +383,12 @@ class M3DDMPipeline(DiffusionPipeline):
         """The model's number of denoising steps at ``strength`` (when the user gives none)."""
         # default_steps is chosen where the pipeline starts from the pre-fill (one step runs at strength 0.2); from
         # pure noise a small model scores higher with fewer: its first estimate is a mean, later steps add guesses
-        noise_steps = self.config.get("default_noise_steps")
-        return int(noise_steps) if strength >= 1.0 and noise_steps else int(self.config.default_steps)
+        key = "default_noise_steps" if strength >= 1.0 and self.config.get("default_noise_steps") is not None \
+            else "default_steps"
+        value = self.config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:  # a hand-edited model_index.json
+            raise UserError(f"the model's {key} must be a whole number of at least 1, got {value!r}")
+        return value
 
     def resolve(self, options: OutpaintOptions, num_frames: int) -> OutpaintOptions:
         """Fill the model-dependent defaults in."""

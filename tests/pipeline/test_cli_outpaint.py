@@ -381,7 +381,7 @@ def test_texture_puts_the_pictures_grain_next_to_it_in_the_file(tiny_pipeline_di
     assert added[side // 2: side - 2].mean() > 2 and added[side + 98: side + 96 + side // 2].mean() > 2, added
 
 
-def test_the_models_steps_from_noise_apply_at_strength_1_only(tiny_pipeline_dir, tmp_path):
+def test_the_models_steps_from_noise_apply_at_strength_1_only(tiny_pipeline_dir, tmp_path, capsys):
     """A model folder with ``default_noise_steps`` runs that many steps from pure noise and its ``default_steps``
     below strength 1; an explicit --steps wins either way (checked on the written files)."""
     import json
@@ -406,3 +406,12 @@ def test_the_models_steps_from_noise_apply_at_strength_1_only(tiny_pipeline_dir,
     half = outpaint("half", "--strength", "0.5")
     assert np.array_equal(half, outpaint("half2", "--strength", "0.5", "--steps", "2"))
     assert not np.array_equal(half, outpaint("half1", "--strength", "0.5", "--steps", "1"))
+    # a hand-edited model folder with an impossible number: one line, exit 2, no file
+    for key, value in (("default_noise_steps", -1), ("default_steps", "five")):
+        (model / "model_index.json").write_text(json.dumps({**index, key: value}))
+        out = tmp_path / "bad.mp4"
+        assert main(["outpaint", str(source), "-o", str(out), "--model", str(model), "--quiet", "--ratio", "9:16",
+                     "--strength", "1"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.count("\n") == 0 and f"{key} must be a whole number of at least 1" in error, error
+        assert not out.exists()
