@@ -216,6 +216,36 @@ def stretched_global_frame(frame: np.ndarray, side: int, official: bool = False)
     return pixels[0] * 2 - 1
 
 
+def _check_settings(**settings) -> None:
+    """The pipeline's saved settings (``model_index.json``) or ValueError naming the first one that is impossible."""
+    def whole(value, low: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    rules = {
+        "global_frames": (lambda v: v in ("canvas", "stretch"), "'canvas' or 'stretch'"),
+        "context_encoding": (lambda v: v in CONTEXT_ENCODINGS, f"one of {CONTEXT_ENCODINGS}"),
+        "default_prefill": (lambda v: v in PREFILLS, f"one of {PREFILLS}"),
+        "num_global_frames": (lambda v: whole(v, 1), "a whole number of at least 1"),
+        "default_size": (lambda v: whole(v, 8), "a whole number of pixels of at least 8"),
+        "default_steps": (lambda v: whole(v, 1), "a whole number of at least 1"),
+        "default_noise_steps": (lambda v: v is None or whole(v, 1), "null or a whole number of at least 1"),
+        "default_strength": (lambda v: number(v) and 0 < v <= 1, "in (0, 1]"),
+        "default_noise_share": (lambda v: number(v) and 0 <= v < 1, "in [0, 1)"),
+        "default_guidance": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(number, v)),
+                             "two numbers (s1, s2)"),
+        "default_keep_seen": (lambda v: isinstance(v, bool), "true or false"),
+        "default_steady": (lambda v: whole(v, 0), "a whole number of frames (0 = off)"),
+        "default_texture": (lambda v: number(v) and 0 <= v <= 1, "in [0, 1]"),
+    }
+    for key, value in settings.items():
+        valid, wanted = rules[key]
+        if not valid(value):
+            raise ValueError(f"{key} must be {wanted}, got {value!r}")
+
+
 class M3DDMPipeline(DiffusionPipeline):
     """Video outpainting with a masked 3D diffusion UNet, a latent codec and a diffusers scheduler.
 
@@ -249,12 +279,12 @@ class M3DDMPipeline(DiffusionPipeline):
         default_texture: float = 0.0,
     ):
         super().__init__()
-        if global_frames not in ("canvas", "stretch"):
-            raise ValueError("global_frames must be 'canvas' or 'stretch'")
-        if context_encoding not in CONTEXT_ENCODINGS:
-            raise ValueError(f"context_encoding must be one of {CONTEXT_ENCODINGS}")
-        if default_prefill not in PREFILLS:
-            raise ValueError(f"default_prefill must be one of {PREFILLS}")
+        _check_settings(global_frames=global_frames, context_encoding=context_encoding, default_prefill=default_prefill,
+                        num_global_frames=num_global_frames, default_size=default_size, default_steps=default_steps,
+                        default_noise_steps=default_noise_steps, default_strength=default_strength,
+                        default_noise_share=default_noise_share, default_guidance=default_guidance,
+                        default_keep_seen=default_keep_seen, default_steady=default_steady,
+                        default_texture=default_texture)
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler)
         self.register_to_config(
             global_frames=global_frames, num_global_frames=num_global_frames, default_size=default_size,
@@ -308,7 +338,10 @@ class M3DDMPipeline(DiffusionPipeline):
         scheduler_config = folder / "scheduler" / "scheduler_config.json"
         base = json.loads(scheduler_config.read_text()) if scheduler_config.is_file() else None
         scheduler = make_scheduler(scheduler_name, base)
-        return cls(unet=unet, vae=codec.vae, scheduler=scheduler, **settings)
+        try:  # a hand-edited or newer model_index.json: its settings are checked in __init__
+            return cls(unet=unet, vae=codec.vae, scheduler=scheduler, **settings)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"unusable settings in {folder / 'model_index.json'}: {exc}") from None
 
     @classmethod
     def from_official(cls, unet_dir, vae_dir, torch_dtype: torch.dtype | None = None) -> M3DDMPipeline:
@@ -383,12 +416,8 @@ class M3DDMPipeline(DiffusionPipeline):
         """The model's number of denoising steps at ``strength`` (when the user gives none)."""
         # default_steps is chosen where the pipeline starts from the pre-fill (one step runs at strength 0.2); from
         # pure noise a small model scores higher with fewer: its first estimate is a mean, later steps add guesses
-        key = "default_noise_steps" if strength >= 1.0 and self.config.get("default_noise_steps") is not None \
-            else "default_steps"
-        value = self.config.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:  # a hand-edited model_index.json
-            raise UserError(f"the model's {key} must be a whole number of at least 1, got {value!r}")
-        return value
+        noise_steps = self.config.get("default_noise_steps")
+        return int(noise_steps) if strength >= 1.0 and noise_steps is not None else int(self.config.default_steps)
 
     def resolve(self, options: OutpaintOptions, num_frames: int) -> OutpaintOptions:
         """Fill the model-dependent defaults in."""

@@ -379,3 +379,16 @@ def test_prefill_is_checked_and_defaults_to_the_models(tiny_pipeline):
         assert tiny_pipeline.resolve(OutpaintOptions(), 8).steady == 3
     finally:
         tiny_pipeline.register_to_config(default_prefill="telea", default_steady=0)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"default_steady": -1}, "default_steady must be a whole number of frames"),
+    ({"default_texture": 5}, "default_texture must be in"),
+    ({"default_guidance": [1.0]}, "default_guidance must be two numbers"),
+    ({"num_global_frames": 0}, "num_global_frames must be a whole number"),
+    ({"default_noise_steps": 0}, "default_noise_steps must be null or"),
+    ({"default_keep_seen": "yes"}, "default_keep_seen must be true or false"),
+])
+def test_impossible_saved_settings_are_refused_by_name(tiny_pipeline, setting, message):
+    with pytest.raises(ValueError, match=message):
+        M3DDMPipeline(tiny_pipeline.unet, tiny_pipeline.vae, tiny_pipeline.scheduler, **setting)
