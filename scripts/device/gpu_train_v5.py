@@ -4,6 +4,8 @@ its weights back small enough for the device tool (files of at most 16 MiB, at m
     bash scripts/device/gpu_train_v5.sh --quick      # here, on the CPU: the same steps at a tiny size (a dry run)
     bash scripts/device/gpu_train_v5.sh              # there (device run, carry [".whl"]): about 8 minutes
     python scripts/device/gpu_train_v5.py assemble FILES_AT OUT   # here: an inference folder from what came back
+    m3ddm evaluate --data runs/default-v4/data/val-wide --method m3ddm:OUT --ratio 0.25 --direction horizontal \
+        --no-fvd --no-visuals [--option strength=1]              # the measure the shipped model is judged by
 
 What it trains (written before any run): the default model's recipe (``src/m3ddm/configs/default-v4.yaml``:
 v-prediction, zero terminal SNR, trailing spacing, the paper's masking with a smaller unconditional share, the TAEF2
