@@ -415,7 +415,7 @@ class M3DDMPipeline(DiffusionPipeline):
     def steps_for(self, strength: float) -> int:
         """The model's number of denoising steps at ``strength`` (when the user gives none)."""
         # default_steps is chosen where the pipeline starts from the pre-fill (one step runs at strength 0.2); from
-        # pure noise a small model scores higher with fewer: its first estimate is a mean, later steps add guesses
+        # pure noise another number may do better (the shipped model's one step: model card, twenty-seventh rule)
         noise_steps = self.config.get("default_noise_steps")
         return int(noise_steps) if strength >= 1.0 and noise_steps is not None else int(self.config.default_steps)
 
