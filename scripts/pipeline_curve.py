@@ -29,11 +29,16 @@ from m3ddm.training import checkpoint as ckpt
 CODEC = Path("training/default-v4/vae")
 
 
-def _settings(folder: Path) -> list[str]:
-    """KEY=VALUE pipeline settings of a shipped folder (guidance is the export's (1, 1))."""
+def shipped_settings(folder: Path) -> dict:
+    """The pipeline settings of a shipped folder (guidance is the export's (1, 1))."""
     index = json.loads((folder / "model_index.json").read_text())
-    keep = [k for k in index if (k.startswith("default_") or k == "context_encoding") and k != "default_guidance"]
-    return [f"{k}={json.dumps(index[k])}" for k in keep]
+    return {k: v for k, v in index.items()
+            if (k.startswith("default_") or k == "context_encoding") and k != "default_guidance"}
+
+
+def _settings(folder: Path) -> list[str]:
+    """:func:`shipped_settings` as KEY=VALUE arguments (VALUE in JSON) for scripts/default_model_v4.py export."""
+    return [f"{k}={json.dumps(v)}" for k, v in shipped_settings(folder).items()]
 
 
 def _stale(pipe: Path, settings: list[str]) -> bool:

@@ -66,7 +66,11 @@ def test_a_tiny_run_without_pyav_comes_back_as_its_weights(script, tmp_path):
     assembled = M3DDMUNet.from_pretrained(pipe / "unet").state_dict()
     assert trained.keys() == assembled.keys()
     assert all(torch.equal(trained[k].half().float(), assembled[k]) for k in trained)
-    assert (pipe.with_name("pipe-snapshot") / "snapshot.json").is_file()
+    from m3ddm.training.snapshot import read_snapshot
+
+    facts = read_snapshot(pipe.with_name("pipe-snapshot"))  # a snapshot a warm start reads
+    assert facts.step == int(ckpt.latest_checkpoint(tmp_path / "work" / "run").name.split("-")[1])
+    assert facts.clips_seen > 0
 
 
 def test_the_pyav_stand_in_says_what_is_missing():

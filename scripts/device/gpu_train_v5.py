@@ -51,7 +51,7 @@ def training_dict(quick: bool, max_steps: int, out: Path, cache: Path) -> dict:
     base["optim"].update(learning_rate=5e-4, lr_scheduler="cosine", lr_warmup_steps=2 if quick else 200)
     base["train"].update(
         output_dir=str(out), max_steps=max_steps, batch_size=2 if quick else 64, cpu=quick,
-        mixed_precision="no" if quick else "bf16", num_threads=None if not quick else 2,
+        mixed_precision="no" if quick else "bf16", num_threads=2 if quick else None,
         checkpoint_every=max(1, max_steps // 4), checkpoints_to_keep=2, log_every=5 if quick else 50,
         sample_every=0)
     return base
@@ -94,6 +94,7 @@ def send_back(run: Path, summary: dict, out: Path) -> None:
     from m3ddm.training.snapshot import unet_from_checkpoint
 
     last = ckpt.latest_checkpoint(run)
+    trainer = json.loads((last / ckpt.STATE_FILE).read_text())
     out.mkdir(parents=True, exist_ok=True)
     for kind, averaged in (("ema", True), ("raw", False)):
         unet = unet_from_checkpoint(last, averaged=averaged)
@@ -110,7 +111,8 @@ def send_back(run: Path, summary: dict, out: Path) -> None:
         save_file(shard, str(out / f"unet_{kind}-{number}.safetensors"))
     (out / "unet_config.json").write_text(json.dumps(dict(unet.config), indent=1, default=list))
     (out / "training_config.yaml").write_text((last / "training_config.yaml").read_text())
-    (out / "summary.json").write_text(json.dumps({**summary, "checkpoint": last.name}, indent=1))
+    facts = {"checkpoint": last.name, "step": int(trainer["step"]), "clips_seen": int(trainer.get("clips_seen", 0))}
+    (out / "summary.json").write_text(json.dumps({**summary, **facts}, indent=1))
     print("sent back:", sorted(p.name for p in out.iterdir()), flush=True)
 
 
@@ -118,11 +120,13 @@ def assemble(files: Path, out: Path) -> None:
     """An inference folder (``out``, the shipped settings) and a weights-only snapshot (``out``-snapshot)."""
     sys.path.insert(0, "scripts")
     from default_model_v4 import export_unet
-    from pipeline_curve import _settings
+    from pipeline_curve import shipped_settings
     from safetensors.torch import load_file
 
     from m3ddm.models import M3DDMUNet
     from m3ddm.training.config import load_config
+    from m3ddm.training.snapshot import EMA_FOLDER, RAW_FOLDER, SNAPSHOT_FILE
+    from m3ddm.utils.atomic import atomic_path
     from m3ddm.utils.state_dict import save_pretrained_as
 
     config = json.loads((files / "unet_config.json").read_text())
@@ -136,17 +140,15 @@ def assemble(files: Path, out: Path) -> None:
         unet = M3DDMUNet.from_config(config)
         unet.load_state_dict({k: v.float() for k, v in state.items()})
         unets[kind] = unet.eval()
-    settings = dict(item.split("=", 1) for item in _settings(Path("src/m3ddm/weights/default")))
-    export_unet(unets["ema"], training,
-                (files / "training_config.yaml").read_text(), Path(CODEC), out,
-                {k: json.loads(v) for k, v in settings.items()})
+    export_unet(unets["ema"], training, (files / "training_config.yaml").read_text(), Path(CODEC), out,
+                shipped_settings(Path("src/m3ddm/weights/default")))
     snapshot = out.with_name(out.name + "-snapshot")
-    for kind, unet in unets.items():
-        save_pretrained_as(unet, snapshot / f"unet_{kind}")
-    (snapshot / "snapshot.json").write_text(json.dumps(
-        {"step": summary["steps"], "ema_updates": summary["steps"],
-         "clips_seen": summary["steps"] * training.train.batch_size, "from": f"gpu {summary['checkpoint']}"},
-        indent=1))
+    with atomic_path(snapshot) as tmp:  # the layout of m3ddm.training.snapshot (one EMA update a step)
+        save_pretrained_as(unets["raw"], tmp / RAW_FOLDER)
+        save_pretrained_as(unets["ema"], tmp / EMA_FOLDER)
+        (tmp / SNAPSHOT_FILE).write_text(json.dumps(
+            {"step": summary["step"], "ema_updates": summary["step"], "clips_seen": summary["clips_seen"],
+             "from": f"gpu {summary['checkpoint']}"}, indent=1) + "\n")
     print("wrote", out, "and", snapshot)
 
 
@@ -163,12 +165,14 @@ def main() -> None:
     back.add_argument("out", type=Path)
     args = parser.parse_args()
     if args.command == "assemble":
+        if not (args.files / "summary.json").is_file():
+            parser.error(f"{args.files} holds no summary.json: not what gpu_train_v5.py train sent back")
         assemble(args.files, args.out)
         return
     if not args.quick and not torch.cuda.is_available():
-        raise SystemExit("no GPU here: run with --quick for a dry run on the CPU")
+        parser.error("no GPU here: run with --quick for a dry run on the CPU")
     if args.work.exists():
-        raise SystemExit(f"{args.work} exists: give another --work (runs never reuse a folder)")
+        parser.error(f"{args.work} exists: give another --work (runs never reuse a folder)")
     run_dir, summary = train_within(60 * args.minutes, args.quick, args.work)
     send_back(run_dir, {**summary, "minutes": args.minutes, "quick": args.quick}, args.out)
     print(json.dumps(summary), flush=True)
