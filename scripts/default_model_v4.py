@@ -140,7 +140,7 @@ def export_unet(unet, training_config, config_text: str, codec_dir: Path, out: P
     codec = LatentCodec.from_pretrained(codec_dir)
     schedule = training_config.model.schedule()
     defaults = {"default_size": 160, "default_scheduler": "dpmpp", "default_steps": 20, "default_strength": 1.0,
-                "default_guidance": (1.0, 1.0), "context_encoding": "latent_mask", **settings}
+                "default_guidance": (1.0, 1.0), **training_config.pipeline_settings(), **settings}
     pipe = M3DDMPipeline(unet, codec.vae, make_scheduler(defaults["default_scheduler"], schedule.config()),
                          global_frames="canvas", num_global_frames=16, **defaults)
     with atomic_path(out) as tmp:

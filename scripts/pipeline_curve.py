@@ -30,10 +30,10 @@ CODEC = Path("training/default-v4/vae")
 
 
 def shipped_settings(folder: Path) -> dict:
-    """The pipeline settings of a shipped folder (guidance is the export's (1, 1))."""
+    """The pipeline defaults of a shipped folder (guidance is the export's (1, 1)); how the context is encoded is the
+    trained model's own (its training config), not a default to carry over."""
     index = json.loads((folder / "model_index.json").read_text())
-    return {k: v for k, v in index.items()
-            if (k.startswith("default_") or k == "context_encoding") and k != "default_guidance"}
+    return {k: v for k, v in index.items() if k.startswith("default_") and k != "default_guidance"}
 
 
 def _settings(folder: Path) -> list[str]:

@@ -2,7 +2,7 @@
 
 import torch
 
-from m3ddm.conditioning import apply_guides, local_condition, model_input, null_condition
+from m3ddm.conditioning import apply_guides, fill_hidden, local_condition, model_input, null_condition
 
 
 def _clip(b=2, c=4, f=3, h=5, w=6, seed=0):
@@ -52,3 +52,46 @@ def test_model_input_orders_noisy_latent_context_and_mask_in_the_official_channe
     x = model_input(noisy, context.double(), mask.bool())
     assert x.shape == (2, 9, 3, 5, 6) and x.dtype == noisy.dtype
     assert torch.equal(x[:, :4], noisy) and torch.equal(x[:, 4:8], context) and torch.all(x[:, 8] == 1)
+
+
+def _band(h=6, w=10, hidden_from=6):
+    """A right-hand band of hidden cells (1 = hidden) ``[1, 1, h, w]``."""
+    hidden = torch.zeros(1, 1, h, w)
+    hidden[..., hidden_from:] = 1
+    return hidden
+
+
+def test_fill_hidden_keeps_known_cells_and_ignores_what_the_hidden_cells_held():
+    latents = torch.randn(3, 4, 6, 10, generator=torch.Generator().manual_seed(0))
+    hidden = _band()
+    filled = fill_hidden(latents, hidden)
+    known = hidden[0, 0] < 0.5
+    assert torch.equal(filled[..., known], latents[..., known])
+    other = latents.clone()
+    other[..., ~known] = -7.0  # black latents or anything else: the fill reads the known cells only
+    assert torch.equal(fill_hidden(other, hidden), filled)
+    assert not torch.equal(filled[..., ~known], latents[..., ~known])
+
+
+def test_fill_hidden_continues_the_edge_and_stays_within_the_known_values():
+    # a constant picture fills with that constant; a vertical ramp at the edge is continued row by row
+    assert torch.allclose(fill_hidden(torch.full((1, 2, 6, 10), 3.0), _band()), torch.full((1, 2, 6, 10), 3.0))
+    ramp = torch.arange(6.0)[:, None].expand(6, 10).clone()[None, None]  # each row its own value
+    filled = fill_hidden(ramp, _band(hidden_from=4))[0, 0]
+    assert bool((filled[1:, 4] > filled[:-1, 4]).all())  # next to the edge the rows keep their order
+    spread = filled.amax(0) - filled.amin(0)  # per column: the edge's contrast, blurred further out
+    assert bool((spread[5:] < spread[4:-1]).all()) and spread[-1] > 0
+    random = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    hidden = torch.zeros(1, 1, 8, 8)
+    hidden[..., :3, :] = 1  # a top band
+    out = fill_hidden(random, hidden)
+    lo = random[..., 3:, :].amin(dim=(-2, -1), keepdim=True)
+    hi = random[..., 3:, :].amax(dim=(-2, -1), keepdim=True)
+    assert bool(((out >= lo - 1e-5) & (out <= hi + 1e-5)).all())  # a mean of known values, never beyond them
+
+
+def test_fill_hidden_leaves_a_frame_with_no_known_cell_as_it_is():
+    latents = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(2))
+    hidden = torch.stack([torch.ones(1, 5, 5), _band(5, 5, 3)[0]])  # frame 0 all hidden, frame 1 a band
+    out = fill_hidden(latents, hidden)
+    assert torch.equal(out[0], latents[0]) and not torch.equal(out[1], latents[1])

@@ -5,11 +5,16 @@ Conventions (spec section 8): mask 1 = to generate, 0 = known. A *guide* frame (
 generated earlier in the coarse-to-fine plan) gives its full latent as context with mask 0. The *null* context
 (classifier-free guidance, dropped with p1 in training) is the latent of an all-black frame with an all-ones mask,
 guide frames kept.
+
+A model may be trained with the hidden cells of its context filled from the known cells of the same frame rather
+than black (``fill_hidden``; the pipeline's ``context_encoding: latent_fill``): then it sees the colours next to the
+border where it paints, not only beside it.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def apply_guides(
@@ -25,6 +30,47 @@ def apply_guides(
     context = torch.where(flags, guide_latents.to(context), context)
     mask = torch.where(flags, torch.zeros_like(mask), mask)
     return context, mask
+
+
+# Jacobi sweeps on each level of the fill, coarse to fine: few are needed, each level starts close to its answer.
+SWEEPS_PER_LEVEL = 16
+
+
+def _relax(values: torch.Tensor, fixed: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """Jacobi sweeps towards the harmonic fill: the cells where ``fixed`` keep ``values``, the others the mean of
+    their four neighbours (the canvas edge mirrored, so nothing leaks in from outside)."""
+    filled = start
+    for _ in range(SWEEPS_PER_LEVEL):
+        padded = F.pad(filled, (1, 1, 1, 1), mode="replicate")
+        neighbours = (padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2]
+                      + padded[..., 1:-1, 2:]) / 4
+        filled = torch.where(fixed, values, neighbours)
+    return filled
+
+
+def fill_hidden(latents: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """``latents`` ``[N, C, h, w]`` with each hidden cell (``hidden`` ``[N or 1, 1, h, w]``, 1 = hidden) replaced by a
+    smooth fill from the known cells of its frame; known cells are kept exactly, and a frame with no known cell is
+    returned unchanged.
+
+    The fill is harmonic (each hidden cell the mean of its four neighbours): next to the known region a cell
+    continues its neighbours' values, further out it is a smoother and smoother blend. It is solved coarse to fine:
+    mask-weighted means over cells twice as coarse, level after level, then back down, each level's hidden cells
+    started from the enlarged level above and relaxed there.
+    """
+    known = (hidden < 0.5).to(latents.dtype).expand(latents.shape[0], 1, *latents.shape[-2:])
+    sums, weights = [latents * known], [known]
+    while max(sums[-1].shape[-2:]) > 1:
+        # the same divisor for values and weights: their ratio is the weighted mean however edges are counted
+        sums.append(F.avg_pool2d(sums[-1], 2, ceil_mode=True))
+        weights.append(F.avg_pool2d(weights[-1], 2, ceil_mode=True))
+    filled = sums[-1] / weights[-1].clamp_min(1e-12)
+    for s, w in zip(reversed(sums[:-1]), reversed(weights[:-1]), strict=True):
+        coarse = F.interpolate(filled, size=s.shape[-2:], mode="bilinear", align_corners=False)
+        fixed = w > 0
+        filled = _relax(s / w.clamp_min(1e-12), fixed, torch.where(fixed, s / w.clamp_min(1e-12), coarse))
+    has_known = known.flatten(1).any(dim=1)[:, None, None, None]
+    return torch.where(has_known & (known < 0.5), filled, latents)
 
 
 def local_condition(

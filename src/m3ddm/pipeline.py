@@ -33,7 +33,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from m3ddm.adaptation import Adapter, AdaptSettings, AdaptState, VideoLatents, adapt
 from m3ddm.canvas import build_canvas, compose, prefill_smooth, prefill_telea, resize
 from m3ddm.codecs import LatentCodec
-from m3ddm.conditioning import local_condition, null_condition
+from m3ddm.conditioning import fill_hidden, local_condition, null_condition
 from m3ddm.errors import UserError
 from m3ddm.geometry import Geometry, Pad, TargetRatio, bounding_pads, latent_mask, plan_geometry
 from m3ddm.io.arrays import ArraySource
@@ -122,8 +122,10 @@ class OutpaintOptions:
 
 # How the masked context is encoded: "letterbox" encodes the canvas with masked pixels black (the official driver);
 # "latent_mask" encodes the TELEA-pre-filled canvas and puts the black-frame latent into the masked latent cells,
-# which is what training from a latent cache shows the model (masking in latent space).
-CONTEXT_ENCODINGS = ("letterbox", "latent_mask")
+# which is what training from a latent cache shows the model (masking in latent space); "latent_fill" encodes it the
+# same way and fills the masked cells smoothly from the known ones (m3ddm.conditioning.fill_hidden), for a model
+# trained with model.hidden_context: smooth.
+CONTEXT_ENCODINGS = ("letterbox", "latent_mask", "latent_fill")
 # The border's pre-fill (the start of image-to-image sampling, and the context's edge cells under latent_mask):
 # per frame ("telea", "smooth"), or the pixels other frames saw with one of those for the rest ("propagate" is
 # TELEA for the rest).
@@ -547,7 +549,7 @@ class M3DDMPipeline(DiffusionPipeline):
                 pending.clear()
                 pending_fill.clear()
 
-        latent_masked = self.config.get("context_encoding", "letterbox") == "latent_mask"
+        latent_masked = self.config.get("context_encoding", "letterbox") in ("latent_mask", "latent_fill")
         need_fill = options.init == "prefill" or latent_masked
         # propagation needs the other frames of a shot: its pre-fills are made and encoded after the stream
         propagates, fill = prefill_parts(options.prefill)
@@ -593,6 +595,8 @@ class M3DDMPipeline(DiffusionPipeline):
         latent_mask_t = torch.from_numpy(cells.astype(np.float32))[None, None, None]
         if latent_masked:
             masked_t = torch.where(latent_mask_t[0, 0] > 0.5, black[None], torch.cat(prefilled))
+            if self.config.get("context_encoding") == "latent_fill":
+                masked_t = fill_hidden(masked_t, latent_mask_t[0, 0])
         else:
             masked_t = torch.cat(masked)
         if options.init != "prefill":
@@ -629,7 +633,8 @@ class M3DDMPipeline(DiffusionPipeline):
             return self.unet, None
         latents = encoded.prefilled if encoded.prefilled is not None else encoded.masked
         clip = VideoLatents(latents, encoded.latent_mask[0, 0, 0], encoded.black, float(encoded.fps),
-                            options.strides, options.num_global_frames, bool(self.unet.config.global_context))
+                            options.strides, options.num_global_frames, bool(self.unet.config.global_context),
+                            fill_hidden=self.config.get("context_encoding") == "latent_fill")
         # image-to-image from the pre-fill only visits the noise levels below strength * T: tune on those
         max_t = NUM_TRAIN_TIMESTEPS if options.init != "prefill" else \
             max(1, math.ceil(options.strength * NUM_TRAIN_TIMESTEPS))

@@ -415,3 +415,34 @@ def test_the_models_steps_from_noise_apply_at_strength_1_only(tiny_pipeline_dir,
         error = capsys.readouterr().err.strip()
         assert error.count("\n") == 0 and f"{key} must be" in error and "model_index.json" in error, error
         assert not out.exists()
+
+
+def test_a_model_trained_on_a_filled_context_is_fed_one_through_the_cli(tiny_pipeline_dir, tmp_path, capsys):
+    """The same weights in a folder saying ``context_encoding: latent_fill`` write a file whose picture is the same
+    and whose border differs from the folder saying ``latent_mask`` (the hidden context is filled, not black); an
+    unknown encoding is one line, exit 2, no file."""
+    import json
+    import shutil
+
+    source = make_test_video(tmp_path / "in.mp4", frames=6, size=(64, 48), fps=24)
+    outs = {}
+    for encoding in ("latent_mask", "latent_fill", "latent_grey"):
+        model = tmp_path / encoding
+        shutil.copytree(tiny_pipeline_dir, model)
+        index = json.loads((model / "model_index.json").read_text())
+        (model / "model_index.json").write_text(json.dumps({**index, "context_encoding": encoding}))
+        out = tmp_path / f"{encoding}.mp4"
+        code = main(["outpaint", str(source), "-o", str(out), "--model", str(model), "--quiet", "--ratio", "16:9",
+                     "--strides", "1", "--crf", "0", "--strength", "1", "--steps", "2"])
+        if encoding == "latent_grey":
+            error = capsys.readouterr().err.strip()
+            assert code == 2 and not out.exists()
+            assert error.count("\n") == 0 and "context_encoding must be" in error, error
+            continue
+        assert code == 0
+        outs[encoding] = np.stack(list(open_video_source(out).iter_frames())).astype(float)
+    side = (outs["latent_mask"].shape[2] - 64) // 2
+    picture = (slice(None), slice(None), slice(side + 4, side + 60))
+    in_picture = np.abs(outs["latent_fill"][picture] - outs["latent_mask"][picture]).mean()
+    in_border = np.abs(outs["latent_fill"][:, :, : side - 2] - outs["latent_mask"][:, :, : side - 2]).mean()
+    assert in_border > 0.2 and in_border > 5 * in_picture, (in_border, in_picture)

@@ -288,6 +288,34 @@ def test_tiny_autoencoder_pipeline_masks_context_in_latent_space_as_training_doe
         M3DDMPipeline(unet=unet, vae=codec.vae, scheduler=pipe.scheduler, context_encoding="pixels")
 
 
+def test_latent_fill_gives_the_hidden_cells_the_fill_of_the_known_ones_as_training_does():
+    """context_encoding "latent_fill" (models trained with model.hidden_context: smooth): the known cells are the
+    pre-fill's latents as with latent_mask, the hidden ones ``fill_hidden`` of them, in the clip's context and its
+    global frames alike (what build_model_batch(fill=True) gives the model in training)."""
+    from m3ddm.codecs import LatentCodec
+    from m3ddm.conditioning import fill_hidden
+    from m3ddm.models import M3DDMUNet
+    from m3ddm.sampling import make_scheduler
+    from m3ddm.schedule import ZERO_SNR_V_SCHEDULE
+
+    torch.manual_seed(2)
+    codec = LatentCodec.tiny_autoencoder(seed=2, latent_channels=8, width=8)
+    unet = M3DDMUNet.from_preset("tiny", in_channels=17, out_channels=8).eval()
+    encoded = {}
+    for encoding in ("latent_mask", "latent_fill"):
+        pipe = M3DDMPipeline(unet=unet, vae=codec.vae, scheduler=make_scheduler("ddim", ZERO_SNR_V_SCHEDULE.config()),
+                             default_size=128, default_steps=2, default_scheduler="ddim", context_encoding=encoding)
+        source = ArraySource(_frames(6), 24)
+        options = pipe.resolve(OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel")), 6)
+        encoded[encoding] = pipe.encode_video(source, pipe.geometry_for(source, options), options)
+    black, filled = encoded["latent_mask"], encoded["latent_fill"]
+    cells = filled.latent_mask[0, 0].bool()[0]  # [h, w]: 1 = generate
+    assert torch.equal(filled.masked, fill_hidden(black.masked, filled.latent_mask[0, 0]))
+    assert torch.equal(filled.masked[:, :, ~cells], black.masked[:, :, ~cells])
+    assert not torch.allclose(filled.masked[:, :, cells], black.masked[:, :, cells])
+    assert torch.equal(filled.global_latents, fill_hidden(black.global_latents, filled.latent_mask[0, 0]))
+
+
 def test_the_unet_always_sees_16_frames_and_padded_frames_are_not_written(tiny_pipeline):
     seen = []
     unet = tiny_pipeline.unet

@@ -52,6 +52,8 @@ def test_official_config_with_real_paths(tmp_path):
     ({"model": {"focus_timesteps": [199, 1000], "focus_share": 0.5}}, "focus_timesteps must be whole timesteps"),
     ({"model": {"focus_timesteps": [199], "focus_share": 1.5}}, "focus_share must be in"),
     ({"model": {"focus_share": 0.5}}, "focus_share needs model.focus_timesteps"),
+    ({"model": {"hidden_context": "grey"}}, "model.hidden_context must be one of"),
+    ({"model": {"hidden_context": "smooth"}}, "hidden_context: smooth needs data.latent_cache"),
 ])
 def test_bad_configs_raise_one_clear_user_error(tiny_dict, override, message):
     with pytest.raises(UserError, match=message.replace("[", r"\[")) as info:
@@ -177,3 +179,11 @@ def test_cli_trains_a_step(tiny_dict, tmp_path, capsys):
     assert (tmp_path / "out/checkpoints/step-00000001/trainer_state.json").is_file()
     assert np.isfinite(loop.ckpt.TrainerState.from_file(
         tmp_path / "out/checkpoints/step-00000001/trainer_state.json").step)
+
+
+def test_the_exported_context_encoding_follows_the_training_data_and_hidden_context(tiny_dict):
+    assert config_from_dict(tiny_dict({})).pipeline_settings() == {}
+    cached = {"data": {"latent_cache": "cache"}}
+    assert config_from_dict(tiny_dict(cached)).pipeline_settings() == {"context_encoding": "latent_mask"}
+    smooth = config_from_dict(tiny_dict({**cached, "model": {"hidden_context": "smooth"}}))
+    assert smooth.pipeline_settings() == {"context_encoding": "latent_fill"}

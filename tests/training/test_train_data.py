@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import default_collate
 
 from m3ddm.codecs import LatentCodec
+from m3ddm.conditioning import fill_hidden
 from m3ddm.training.data import (
     ClipDataset,
     ClipSettings,
@@ -191,6 +192,20 @@ def test_latent_cache_round_trip(tmp_path):
     assert torch.equal(item["global_latents"][:, :, masked], black[None, :, masked].expand(3, -1, -1))
     mb = build_model_batch(default_collate([item]), codec, black, device=torch.device("cpu"))
     assert mb.latents.shape == (1, 4, 4, 8, 8) and mb.global_latents.shape == (3, 4, 8, 8)
+
+    # hidden_context: smooth: the hidden cells of the context and of the global frames hold the fill of the known
+    # cells (as the pipeline's latent_fill builds them), nothing else changes
+    item["drop_context"] = torch.tensor(False)
+    item["drop_global"] = torch.tensor(False)
+    item["guides"] = torch.zeros_like(item["guides"])
+    plain = build_model_batch(default_collate([item]), codec, black, device=torch.device("cpu"))
+    filled = build_model_batch(default_collate([item]), codec, black, device=torch.device("cpu"), fill=True)
+    hidden = item["latent_mask"][None]  # [1, 1, h, w]
+    frames = item["latents"].permute(1, 0, 2, 3)  # [F, C, h, w]
+    assert torch.equal(filled.context[0].permute(1, 0, 2, 3), fill_hidden(frames, hidden))
+    assert torch.equal(filled.global_latents, fill_hidden(item["global_latents"], hidden))
+    assert not torch.equal(filled.context, plain.context) and torch.equal(filled.mask, plain.mask)
+    assert torch.equal(filled.latents, plain.latents)
 
 
 def test_a_larger_latent_cache_gives_random_windows(tmp_path):

@@ -26,6 +26,9 @@ SHIPPED_CONFIGS = ("tiny-cpu", "official", "default")
 INITS = ("scratch", "checkpoint", "sd")
 SHORT_VIDEO_POLICIES = ("pad", "skip")
 MIXED_PRECISION = ("no", "fp16", "bf16")
+# What the UNet's context holds in its hidden cells: "black" (the black frame's latent, the paper) or "smooth" (a
+# smooth fill from the frame's known cells, m3ddm.conditioning.fill_hidden; latent cache only).
+HIDDEN_CONTEXTS = ("black", "smooth")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 
 
@@ -84,6 +87,7 @@ class ModelConfig:
     # (one step at strength 0.2, one from noise) can be trained there; focus_share of the samples take one of them.
     focus_timesteps: tuple[int, ...] = ()
     focus_share: float = 0.0
+    hidden_context: str = "black"  # one of HIDDEN_CONTEXTS
 
     def timestep_focus(self) -> tuple[tuple[int, ...], float] | None:
         return (self.focus_timesteps, self.focus_share) if self.focus_timesteps and self.focus_share else None
@@ -150,6 +154,13 @@ class TrainConfig:
 
     def problems(self) -> list[str]:
         return _problems(self)
+
+    def pipeline_settings(self) -> dict:
+        """Settings an exported pipeline needs to feed the model as it was trained: a latent cache masks the context
+        in latent space (black-frame latents in hidden cells, or their smooth fill); inference must too."""
+        if not self.data.latent_cache:
+            return {}
+        return {"context_encoding": "latent_fill" if self.model.hidden_context == "smooth" else "latent_mask"}
 
     def validate(self) -> TrainConfig:
         issues = self.problems()
@@ -332,6 +343,10 @@ def _problems(cfg: TrainConfig) -> list[str]:
          f"model.focus_timesteps must be whole timesteps in [0, {NUM_TRAIN_TIMESTEPS - 1}]")
     need(0 <= m.focus_share <= 1, "model.focus_share must be in [0, 1]")
     need(not (m.focus_share and not m.focus_timesteps), "model.focus_share needs model.focus_timesteps")
+    need(m.hidden_context in HIDDEN_CONTEXTS,
+         f"model.hidden_context must be one of {HIDDEN_CONTEXTS} (got {m.hidden_context!r})")
+    need(m.hidden_context == "black" or bool(d.latent_cache),
+         "model.hidden_context: smooth needs data.latent_cache (the context is filled in latent space)")
     need(not (m.zero_terminal_snr and m.prediction_type == "epsilon"),
          "model.zero_terminal_snr needs prediction_type: v_prediction (epsilon is undefined at zero SNR)")
     if m.init in ("checkpoint", "sd"):

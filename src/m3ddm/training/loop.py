@@ -335,6 +335,7 @@ def train(
     progress = tqdm(total=max_steps, initial=state.step, disable=not main, desc="train", dynamic_ncols=True)
     window: list[float] = []
     data_iter = iter(loader)
+    fill_context = config.model.hidden_context == "smooth"
     clips_this_run = 0
     started = time.perf_counter()
     try:
@@ -347,7 +348,7 @@ def train(
                 batch = next(data_iter)
                 gen = step_generator(t.seed, step, micro, rank)
                 mb = build_model_batch(batch, codec, black_latent, device=device, generator=gen,
-                                       sample_posterior=config.codec.sample_posterior)
+                                       sample_posterior=config.codec.sample_posterior, fill=fill_context)
                 draw = draw_noise(mb.latents.shape, gen, pool, focus=config.model.timestep_focus())
                 sync = accelerator.no_sync(model) if micro < accum - 1 else contextlib.nullcontext()
                 with sync:
@@ -421,7 +422,7 @@ def train(
         if len(set(result.rank_weight_digests)) > 1:
             warnings.warn("processes ended with different weights", RuntimeWarning, stacklevel=2)
         export_model(out, unet, codec, config.to_yaml(), ema, num_global_frames=config.data.num_global_frames,
-                     schedule=config.model.schedule(), pipeline_settings=_pipeline_settings(config))
+                     schedule=config.model.schedule(), pipeline_settings=config.pipeline_settings())
         summary = {"step": result.step, "clips_per_second": result.clips_per_second,
                    "skipped_videos": result.skipped_videos, "bad_steps": result.bad_steps,
                    "num_processes": world, "rank_weight_digests": result.rank_weight_digests,
@@ -433,12 +434,6 @@ def train(
 
 
 # --- helpers -------------------------------------------------------------------------------------------
-
-def _pipeline_settings(config: TrainConfig) -> dict:
-    """Settings the exported pipeline needs to feed the model as it was trained."""
-    # The latent cache masks the context in latent space (black-frame latent in masked cells); inference must too.
-    return {"context_encoding": "latent_mask"} if config.data.latent_cache else {}
-
 
 def _cache_ready(config: TrainConfig) -> bool:
     return (Path(config.data.latent_cache) / "index.json").is_file()
@@ -473,7 +468,8 @@ def _log_preview(config, accelerator, unet, ema, codec, dataset, black_latent, s
 
     batch = default_collate([dataset[PREVIEW_SAMPLE]])
     gen = step_generator(config.train.seed, PREVIEW_SAMPLE, 0, 0)
-    mb = build_model_batch(batch, codec, black_latent, device=accelerator.device, generator=gen)
+    mb = build_model_batch(batch, codec, black_latent, device=accelerator.device, generator=gen,
+                           fill=config.model.hidden_context == "smooth")
     model = unet
     if ema is not None:
         model = copy.deepcopy(unet)

@@ -8,7 +8,9 @@
 * Conditioning is built with ``m3ddm.conditioning`` so training and sampling agree exactly: masked-context
   latents = the codec's latents of the letterboxed frames (masked pixels = -1), guide frames carry their raw
   latent with mask 0, a dropped context is the black-frame latent with an all-ones mask (guides kept), and a
-  dropped global prompt is zero latents that still go through the global encoder.
+  dropped global prompt is zero latents that still go through the global encoder. With ``fill`` (a latent cache and
+  ``model.hidden_context: smooth``) the hidden cells of the context and of the global frames hold a smooth fill
+  from the known cells (``m3ddm.conditioning.fill_hidden``) instead of the black frame's latent.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from einops import rearrange
 from torch import nn
 
-from m3ddm.conditioning import local_condition, model_input, null_condition
+from m3ddm.conditioning import fill_hidden, local_condition, model_input, null_condition
 from m3ddm.sampling import make_scheduler
 from m3ddm.schedule import NUM_TRAIN_TIMESTEPS, PAPER_SCHEDULE, NoiseSchedule
 from m3ddm.training.masking import latent_mask_from_pixels
@@ -69,9 +71,11 @@ def build_model_batch(
     generator: torch.Generator | None = None,
     sample_posterior: bool = False,
     encode_batch_size: int | None = None,
+    fill: bool = False,
 ) -> ModelBatch:
     """Turn a DataLoader batch (pixels from ``ClipDataset`` or latents from ``LatentClipDataset``) into UNet
-    inputs. ``black_latent`` ``[C, h, w]`` is the latent of an all-black (-1) frame."""
+    inputs. ``black_latent`` ``[C, h, w]`` is the latent of an all-black (-1) frame. ``fill`` (latent batches):
+    the hidden cells of the context and global frames filled from their known cells rather than black."""
     guides = batch["guides"].to(device)
     drop_context = batch["drop_context"].to(device)
     drop_global = batch["drop_global"].to(device)
@@ -94,6 +98,14 @@ def build_model_batch(
         masked = torch.where(lmask > 0.5, black[None, :, None], z0)
         globals_ = batch.get("global_latents")
         global_latents = None if globals_ is None else globals_.to(device, torch.float32).flatten(0, 1)
+        if fill:
+            f = z0.shape[2]
+            hidden = lmask.repeat_interleave(f, 0)[:, :, 0]  # [(B F), 1, h, w]
+            masked = rearrange(fill_hidden(rearrange(masked, "b c f h w -> (b f) c h w"), hidden),
+                               "(b f) c h w -> b c f h w", f=f)
+            if global_latents is not None:
+                g = global_latents.shape[0] // z0.shape[0]
+                global_latents = fill_hidden(global_latents, lmask.repeat_interleave(g, 0)[:, :, 0])
     else:
         frames = batch["frames"].to(device)
         b, f = frames.shape[:2]
