@@ -297,6 +297,11 @@ class M3DDMPipeline(DiffusionPipeline):
             default_keep_seen=default_keep_seen, default_steady=default_steady, default_texture=default_texture,
         )
 
+    @property
+    def fills_hidden_context(self) -> bool:
+        """Whether the model was trained with the hidden cells of its context filled (``latent_fill``)."""
+        return self.config.get("context_encoding") == "latent_fill"
+
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
     def load(
@@ -595,7 +600,7 @@ class M3DDMPipeline(DiffusionPipeline):
         latent_mask_t = torch.from_numpy(cells.astype(np.float32))[None, None, None]
         if latent_masked:
             masked_t = torch.where(latent_mask_t[0, 0] > 0.5, black[None], torch.cat(prefilled))
-            if self.config.get("context_encoding") == "latent_fill":
+            if self.fills_hidden_context:
                 masked_t = fill_hidden(masked_t, latent_mask_t[0, 0])
         else:
             masked_t = torch.cat(masked)
@@ -634,7 +639,7 @@ class M3DDMPipeline(DiffusionPipeline):
         latents = encoded.prefilled if encoded.prefilled is not None else encoded.masked
         clip = VideoLatents(latents, encoded.latent_mask[0, 0, 0], encoded.black, float(encoded.fps),
                             options.strides, options.num_global_frames, bool(self.unet.config.global_context),
-                            fill_hidden=self.config.get("context_encoding") == "latent_fill")
+                            fill_hidden=self.fills_hidden_context)
         # image-to-image from the pre-fill only visits the noise levels below strength * T: tune on those
         max_t = NUM_TRAIN_TIMESTEPS if options.init != "prefill" else \
             max(1, math.ceil(options.strength * NUM_TRAIN_TIMESTEPS))

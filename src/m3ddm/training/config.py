@@ -89,6 +89,10 @@ class ModelConfig:
     focus_share: float = 0.0
     hidden_context: str = "black"  # one of HIDDEN_CONTEXTS
 
+    @property
+    def fills_hidden_context(self) -> bool:
+        return self.hidden_context == "smooth"
+
     def timestep_focus(self) -> tuple[tuple[int, ...], float] | None:
         return (self.focus_timesteps, self.focus_share) if self.focus_timesteps and self.focus_share else None
 
@@ -160,7 +164,7 @@ class TrainConfig:
         in latent space (black-frame latents in hidden cells, or their smooth fill); inference must too."""
         if not self.data.latent_cache:
             return {}
-        return {"context_encoding": "latent_fill" if self.model.hidden_context == "smooth" else "latent_mask"}
+        return {"context_encoding": "latent_fill" if self.model.fills_hidden_context else "latent_mask"}
 
     def validate(self) -> TrainConfig:
         issues = self.problems()
@@ -345,7 +349,7 @@ def _problems(cfg: TrainConfig) -> list[str]:
     need(not (m.focus_share and not m.focus_timesteps), "model.focus_share needs model.focus_timesteps")
     need(m.hidden_context in HIDDEN_CONTEXTS,
          f"model.hidden_context must be one of {HIDDEN_CONTEXTS} (got {m.hidden_context!r})")
-    need(m.hidden_context == "black" or bool(d.latent_cache),
+    need(not m.fills_hidden_context or bool(d.latent_cache),
          "model.hidden_context: smooth needs data.latent_cache (the context is filled in latent space)")
     need(not (m.zero_terminal_snr and m.prediction_type == "epsilon"),
          "model.zero_terminal_snr needs prediction_type: v_prediction (epsilon is undefined at zero SNR)")

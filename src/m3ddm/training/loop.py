@@ -335,7 +335,6 @@ def train(
     progress = tqdm(total=max_steps, initial=state.step, disable=not main, desc="train", dynamic_ncols=True)
     window: list[float] = []
     data_iter = iter(loader)
-    fill_context = config.model.hidden_context == "smooth"
     clips_this_run = 0
     started = time.perf_counter()
     try:
@@ -348,7 +347,8 @@ def train(
                 batch = next(data_iter)
                 gen = step_generator(t.seed, step, micro, rank)
                 mb = build_model_batch(batch, codec, black_latent, device=device, generator=gen,
-                                       sample_posterior=config.codec.sample_posterior, fill=fill_context)
+                                       sample_posterior=config.codec.sample_posterior,
+                                       fill=config.model.fills_hidden_context)
                 draw = draw_noise(mb.latents.shape, gen, pool, focus=config.model.timestep_focus())
                 sync = accelerator.no_sync(model) if micro < accum - 1 else contextlib.nullcontext()
                 with sync:
@@ -469,7 +469,7 @@ def _log_preview(config, accelerator, unet, ema, codec, dataset, black_latent, s
     batch = default_collate([dataset[PREVIEW_SAMPLE]])
     gen = step_generator(config.train.seed, PREVIEW_SAMPLE, 0, 0)
     mb = build_model_batch(batch, codec, black_latent, device=accelerator.device, generator=gen,
-                           fill=config.model.hidden_context == "smooth")
+                           fill=config.model.fills_hidden_context)
     model = unet
     if ema is not None:
         model = copy.deepcopy(unet)
