@@ -429,6 +429,12 @@ def train(
                    "ema_in_export": ema is not None}
         (out / "final_state.json").write_text(json.dumps(summary, indent=1))
     accelerator.wait_for_everyone()
+    # A second barrier before the DDP model (and its gloo process group) is freed: gloo's worker thread may still be
+    # releasing the first barrier's earlier work, which holds Python tensors and needs the GIL, while this thread
+    # frees the group and joins that worker holding the GIL. Seen as a hang at exit under load (py-spy: the main
+    # thread in ~ProcessGroupGloo's join, the worker in ~AsyncAllgatherWork waiting for the GIL). Waiting here
+    # releases the GIL until the worker is past that work.
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     return result
 
