@@ -67,8 +67,8 @@ def fill_hidden(latents: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     filled = sums[-1] / weights[-1].clamp_min(1e-12)
     for s, w in zip(reversed(sums[:-1]), reversed(weights[:-1]), strict=True):
         coarse = F.interpolate(filled, size=s.shape[-2:], mode="bilinear", align_corners=False)
-        fixed = w > 0
-        filled = _relax(s / w.clamp_min(1e-12), fixed, torch.where(fixed, s / w.clamp_min(1e-12), coarse))
+        fixed, means = w > 0, s / w.clamp_min(1e-12)
+        filled = _relax(means, fixed, torch.where(fixed, means, coarse))
     has_known = known.flatten(1).any(dim=1)[:, None, None, None]
     return torch.where(has_known & (known < 0.5), filled, latents)
 
