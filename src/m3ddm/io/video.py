@@ -161,7 +161,10 @@ def _orientation_from_ops(transpose: bool, flip_rows: bool, flip_cols: bool) -> 
 
 def frame_orientation(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> tuple[int, bool]:
     """Orientation of a decoded frame: its display-matrix side data, else the stream's 'rotate' tag."""
-    for side_data in frame.side_data:
+    container = frame.side_data
+    # recent PyAV makes the container a mapping from type to side data; older releases iterate the side data itself
+    entries = container.values() if hasattr(container, "values") else container
+    for side_data in entries:
         if side_data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
             matrix = np.frombuffer(bytes(side_data)[:36], dtype="<i4")
             return orientation_from_display_matrix(matrix.tolist())
