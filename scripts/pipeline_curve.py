@@ -1,7 +1,7 @@
 """A training run's held-out curve as the pipeline uses the model: region PSNR per checkpoint at the shipped settings.
 
     python scripts/pipeline_curve.py RUN [--every-steps 1000] [--origin 0] [--data runs/default-v4/data/val-wide]
-        [--settings src/m3ddm/weights/default] [--noise] [--with-last]
+        [--settings src/m3ddm/weights/default] [--noise] [--with-last] [--from-step 0]
 
 The v-MSE of scripts/heldout_curve.py averages the whole schedule; the shipped pipeline runs one step at 20 % noise
 (or one from pure noise), and the two rank checkpoints differently (model card, after the twenty-first rule). For
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--settings", type=Path, default=Path("src/m3ddm/weights/default"))
     parser.add_argument("--noise", action="store_true", help="also evaluate from noise (strength 1)")
     parser.add_argument("--with-last", action="store_true", help="also the last checkpoint, whatever its step")
+    parser.add_argument("--from-step", type=int, default=0, help="skip the checkpoints before this step")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     curve = args.run / "curve"
@@ -91,6 +92,8 @@ def main() -> None:
           + (" from noise: region PSNR | real clips | warp error |" if args.noise else ""))
     print("|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if args.noise else ""), flush=True)
     for step, path in checkpoints:
+        if step < args.from_step:
+            continue
         if (step - args.origin) % args.every_steps and not (args.with_last and step == checkpoints[-1][0]):
             continue
         pipe = curve / f"pipe-{step}"
