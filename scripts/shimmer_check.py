@@ -5,7 +5,7 @@ in the generated border beside the same in the picture. A steady border changes 
 so the table adds the largest per-channel difference between the border's mean colour and the picture's.
 
     python scripts/shimmer_check.py [--model DIR ...] [--scene coffee|wall] [--frames 48] [--out runs/shimmer-check]
-        [--noise-share S] [--strides 5,1] [--prefill telea|propagate] [--steady N] [--texture A] [--strength S]
+        [--noise-share S] [--strides 5,1] [--prefill telea|propagate] [--steady N] [--texture A] [--strength S] [--steps N]
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--steady", type=int, help="frames averaged on either side (default: the model's)")
     parser.add_argument("--texture", type=float, help="the picture's grain lent to the border (default: the model's)")
     parser.add_argument("--strength", type=float, help="1 = from pure noise (default: the model's)")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     parser.add_argument("--scene", choices=("coffee", "wall"), default="coffee", help="the still (default coffee)")
     args = parser.parse_args()
     clip = args.out / f"{args.scene}-static"
@@ -79,7 +80,7 @@ def main() -> None:
             output = args.out / f"{args.scene}_model{k}_{target.replace(':', '-')}.mp4"
             options = OutpaintOptions(ratio=parse_ratio(target), noise_share=args.noise_share, strides=args.strides,
                                       prefill=args.prefill, steady=args.steady, texture=args.texture,
-                                      strength=args.strength)
+                                      strength=args.strength, steps=args.steps)
             frames, known = outpaint_and_read(pipe, clip, output, options)
             picture = np.zeros(frames.shape[1:3], dtype=bool)
             picture[known.y0 : known.y1, known.x0 : known.x1] = True
