@@ -5,7 +5,8 @@ in the generated border beside the same in the picture. A steady border changes 
 so the table adds the largest per-channel difference between the border's mean colour and the picture's.
 
     python scripts/shimmer_check.py [--model DIR ...] [--scene coffee|wall] [--frames 48] [--out runs/shimmer-check]
-        [--noise-share S] [--strides 5,1] [--prefill telea|propagate] [--steady N] [--texture A] [--strength S] [--steps N]
+        [--noise-share S] [--strides 5,1] [--prefill telea|propagate] [--steady N] [--texture A] [--strength S]
+        [--steps N]
 """
 
 from __future__ import annotations
