@@ -2,7 +2,17 @@
 
 import torch
 
-from m3ddm.conditioning import apply_guides, fill_hidden, local_condition, model_input, null_condition
+from m3ddm.conditioning import (
+    apply_guides,
+    fill_hidden,
+    from_relative,
+    local_condition,
+    model_input,
+    null_condition,
+    to_relative,
+)
+from m3ddm.schedule import NoiseSchedule
+from m3ddm.training.objective import training_noise_scheduler
 
 
 def _clip(b=2, c=4, f=3, h=5, w=6, seed=0):
@@ -95,3 +105,22 @@ def test_fill_hidden_leaves_a_frame_with_no_known_cell_as_it_is():
     hidden = torch.stack([torch.ones(1, 5, 5), _band(5, 5, 3)[0]])  # frame 0 all hidden, frame 1 a band
     out = fill_hidden(latents, hidden)
     assert torch.equal(out[0], latents[0]) and not torch.equal(out[1], latents[1])
+
+
+def test_to_and_from_relative_move_between_the_diffusions_of_x0_and_of_x0_minus_the_base():
+    """The sampler steps ordinary latents; a relative model sees and predicts those of ``x0 - base``: the shifted
+    noisy latent is the noisy ``x0 - base`` with the same noise, and its prediction shifted back is the ordinary
+    one (v, epsilon and sample predictions), at every noise level including zero SNR."""
+    g = torch.Generator().manual_seed(0)
+    x0, base, eps = (torch.randn(3, 4, 2, 5, 5, generator=g) for _ in range(3))
+    t = torch.tensor([0, 500, 999])
+    scheduler = training_noise_scheduler(NoiseSchedule(prediction_type="v_prediction", rescale_betas_zero_snr=True))
+    alpha_bar = scheduler.alphas_cumprod[t]
+    for kind in ("v_prediction", "epsilon", "sample"):
+        assert torch.allclose(to_relative(scheduler.add_noise(x0, eps, t), base, alpha_bar),
+                              scheduler.add_noise(x0 - base, eps, t), atol=1e-5)
+        prediction = {"v_prediction": scheduler.get_velocity, "epsilon": lambda x, e, _: e,
+                      "sample": lambda x, e, _: x}[kind]
+        assert torch.allclose(from_relative(prediction(x0 - base, eps, t), base, alpha_bar, kind),
+                              prediction(x0, eps, t), atol=1e-5)
+    assert torch.equal(to_relative(x0, base, 1.0), x0 - base)  # one number for every sample

@@ -115,6 +115,7 @@ class VideoLatents:
     num_global: int
     global_context: bool
     fill_hidden: bool = False  # the model's context has its hidden cells filled (context_encoding: latent_fill)
+    relative: bool = False  # the model denoises relative to its context (m3ddm.conditioning.to_relative)
 
 
 def known_block(latent_mask: torch.Tensor) -> tuple[int, int, int, int]:
@@ -321,7 +322,8 @@ def adapt(
     with torch.enable_grad():
         for step in range(start, settings.steps):
             batch = draw_clip(video, seed, step, settings.batch_size, settings.min_crop)
-            mb = build_model_batch(batch, None, batch["black"], device=device, fill=video.fill_hidden)
+            mb = build_model_batch(batch, None, batch["black"], device=device, fill=video.fill_hidden,
+                                   relative=video.relative)
             draw = draw_noise(mb.latents.shape, step_generator(seed, step, 0, _ADAPT_SALT),
                               max_timestep=max_timestep)
             loss = diffusion_loss(denoiser, scheduler, mb, draw, settings.min_snr_gamma)

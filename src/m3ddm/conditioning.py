@@ -9,6 +9,12 @@ guide frames kept.
 A model may be trained with the hidden cells of its context filled from the known cells of the same frame rather
 than black (``fill_hidden``; the pipeline's ``context_encoding: latent_fill``): then it sees the colours next to the
 border where it paints, not only beside it.
+
+Such a model may also denoise *relative to its context* (the pipeline's ``relative_to_context``): it sees and
+predicts the diffusion of ``x0 - context`` (zero in the known cells, the border's departure from the smooth fill in
+the hidden ones) rather than of ``x0``. Where it is unsure its estimate then falls back to the fill, the colours
+next to the border, rather than to the training data's mean colour (a grey border from noise otherwise).
+``to_relative`` and ``from_relative`` move the sampler's noisy latents and the model's prediction between the two.
 """
 
 from __future__ import annotations
@@ -71,6 +77,30 @@ def fill_hidden(latents: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         filled = _relax(means, fixed, torch.where(fixed, means, coarse))
     has_known = known.flatten(1).any(dim=1)[:, None, None, None]
     return torch.where(has_known & (known < 0.5), filled, latents)
+
+
+def _per_sample(alpha_bar: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    alpha_bar = torch.as_tensor(alpha_bar, dtype=torch.float32, device=like.device)
+    return alpha_bar.reshape(-1, *([1] * (like.dim() - 1))).to(like.dtype)
+
+
+def to_relative(noisy: torch.Tensor, base: torch.Tensor, alpha_bar: torch.Tensor | float) -> torch.Tensor:
+    """The noisy latent of ``x0 - base`` with the same noise, from the noisy latent of ``x0`` at the noise level
+    ``alpha_bar`` (cumulative alpha; a number or one per sample): ``x_t = sqrt(a) x0 + sqrt(1 - a) eps``."""
+    return noisy - _per_sample(alpha_bar, noisy).sqrt() * base
+
+
+def from_relative(prediction: torch.Tensor, base: torch.Tensor, alpha_bar: torch.Tensor | float,
+                  prediction_type: str) -> torch.Tensor:
+    """A prediction for ``x0 - base`` as the same prediction for ``x0``: epsilon is the same noise; v = sqrt(a) eps
+    - sqrt(1 - a) x0 moves by ``-sqrt(1 - a) base``; a sample prediction by ``+base``."""
+    if prediction_type == "epsilon":
+        return prediction
+    if prediction_type == "v_prediction":
+        return prediction - (1.0 - _per_sample(alpha_bar, prediction)).sqrt() * base
+    if prediction_type == "sample":
+        return prediction + base
+    raise ValueError(f"unknown prediction type {prediction_type!r}")
 
 
 def local_condition(

@@ -241,6 +241,7 @@ def _check_settings(**settings) -> None:
         "default_keep_seen": (lambda v: isinstance(v, bool), "true or false"),
         "default_steady": (lambda v: whole(v, 0), "a whole number of frames (0 = off)"),
         "default_texture": (lambda v: number(v) and 0 <= v <= 1, "in [0, 1]"),
+        "relative_to_context": (lambda v: isinstance(v, bool), "true or false"),
     }
     for key, value in settings.items():
         valid, wanted = rules[key]
@@ -279,6 +280,7 @@ class M3DDMPipeline(DiffusionPipeline):
         default_keep_seen: bool = False,
         default_steady: int = 0,
         default_texture: float = 0.0,
+        relative_to_context: bool = False,
     ):
         super().__init__()
         _check_settings(global_frames=global_frames, context_encoding=context_encoding, default_prefill=default_prefill,
@@ -286,7 +288,10 @@ class M3DDMPipeline(DiffusionPipeline):
                         default_noise_steps=default_noise_steps, default_strength=default_strength,
                         default_noise_share=default_noise_share, default_guidance=default_guidance,
                         default_keep_seen=default_keep_seen, default_steady=default_steady,
-                        default_texture=default_texture)
+                        default_texture=default_texture, relative_to_context=relative_to_context)
+        if relative_to_context and context_encoding != "latent_fill":
+            raise ValueError("relative_to_context needs context_encoding 'latent_fill' (the diffusion is relative to "
+                             "the filled context)")
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler)
         self.register_to_config(
             global_frames=global_frames, num_global_frames=num_global_frames, default_size=default_size,
@@ -295,12 +300,18 @@ class M3DDMPipeline(DiffusionPipeline):
             default_noise_share=default_noise_share, default_guidance=list(default_guidance),
             context_encoding=context_encoding, default_prefill=default_prefill,
             default_keep_seen=default_keep_seen, default_steady=default_steady, default_texture=default_texture,
+            relative_to_context=relative_to_context,
         )
 
     @property
     def fills_hidden_context(self) -> bool:
         """Whether the model was trained with the hidden cells of its context filled (``latent_fill``)."""
         return self.config.get("context_encoding") == "latent_fill"
+
+    @property
+    def relative_to_context(self) -> bool:
+        """Whether the model denoises relative to its context (``m3ddm.conditioning.to_relative``)."""
+        return bool(self.config.get("relative_to_context", False))
 
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
@@ -639,7 +650,7 @@ class M3DDMPipeline(DiffusionPipeline):
         latents = encoded.prefilled if encoded.prefilled is not None else encoded.masked
         clip = VideoLatents(latents, encoded.latent_mask[0, 0, 0], encoded.black, float(encoded.fps),
                             options.strides, options.num_global_frames, bool(self.unet.config.global_context),
-                            fill_hidden=self.fills_hidden_context)
+                            fill_hidden=self.fills_hidden_context, relative=self.relative_to_context)
         # image-to-image from the pre-fill only visits the noise levels below strength * T: tune on those
         max_t = NUM_TRAIN_TIMESTEPS if options.init != "prefill" else \
             max(1, math.ceil(options.strength * NUM_TRAIN_TIMESTEPS))
@@ -685,7 +696,8 @@ class M3DDMPipeline(DiffusionPipeline):
             rates.append(int(conditioning_fps(float(encoded.fps), window.stride, at_least_one=not official_fps)))
         return WindowBatch(torch.cat(contexts), torch.cat(masks), torch.cat(nulls), torch.cat(null_masks),
                            torch.cat(inits), torch.tensor(rates, device=device),
-                           context_rows=torch.ones(len(windows), dtype=torch.long))
+                           context_rows=torch.ones(len(windows), dtype=torch.long),
+                           base=torch.cat(contexts) if self.relative_to_context else None)
 
     def generation_cost(self, options: OutpaintOptions, plan: Plan) -> GenerationCost:
         """The cost of generating ``plan`` with resolved ``options`` (before any work)."""

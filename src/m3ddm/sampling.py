@@ -22,7 +22,7 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from m3ddm.conditioning import model_input
+from m3ddm.conditioning import from_relative, model_input, to_relative
 from m3ddm.errors import UserError
 from m3ddm.models.attention import GlobalContext
 from m3ddm.schedule import PAPER_SCHEDULE, NoiseSchedule
@@ -81,6 +81,9 @@ class WindowBatch:
     init_latents: torch.Tensor  # what the noise is added to (pre-filled latents, or zeros for pure noise)
     fps: torch.Tensor  # [W]
     context_rows: torch.Tensor | None = None  # [W] row of GlobalContext.tokens holding each window's real context
+    # a model that denoises relative to its context (m3ddm.conditioning.to_relative): what it is relative to, the
+    # conditional context with guides put in; None = an ordinary model
+    base: torch.Tensor | None = None
 
     @property
     def num_windows(self) -> int:
@@ -206,6 +209,8 @@ def sample_windows(
     latents are noised to the timestep ``strength`` of the way up and only the last ``round(strength * steps)``
     steps run, so the result stays closer to the pre-fill and costs proportionally fewer UNet calls.
     ``noise_share`` of the starting noise's variance comes from ``shared_noise`` (see ``window_noise``).
+    With ``batch.base`` the model is fed and read relative to it (``to_relative``/``from_relative``); the latents
+    the scheduler steps stay ordinary ones.
     ``replace_known`` (RePaint-style, Lugmayr et al. 2022): after every step the known cells (mask 0: the known
     region and guide frames) are reset to the context latents noised to the next timestep with the start noise,
     and to the context itself at the end, so the generated cells are always denoised next to the true context.
@@ -235,7 +240,14 @@ def sample_windows(
         raise ValueError(f"init must be 'prefill' or 'noise', got {init!r}")
     for i, t in enumerate(timesteps):
         model_in = scheduler.scale_model_input(latents, t)
-        eps = guided_epsilon(unet, model_in, t, batch, guidance, context, null_row, branches)
+        if batch.base is None:
+            eps = guided_epsilon(unet, model_in, t, batch, guidance, context, null_row, branches)
+        else:
+            alpha_bar = scheduler.alphas_cumprod[int(round(float(t)))]
+            base = batch.base.to(model_in)
+            eps = guided_epsilon(unet, to_relative(model_in, base, alpha_bar), t, batch, guidance, context,
+                                 null_row, branches)
+            eps = from_relative(eps, base, alpha_bar, scheduler.config.prediction_type)
         latents = scheduler.step(eps, t, latents).prev_sample
         if replace_known:
             known = batch.context.float() if i + 1 == len(timesteps) else \

@@ -87,18 +87,21 @@ def test_adaptation_changes_the_adapter_and_never_the_base_model(tiny_pipeline, 
     assert not torch.equal(out_base, out_tuned)
 
 
-def test_a_model_with_a_filled_context_is_tuned_on_filled_contexts(tiny_pipeline, monkeypatch):
+def test_a_model_with_a_filled_or_relative_context_is_tuned_so(tiny_pipeline, monkeypatch):
     """The clip given to adaptation says whether the model's hidden context is filled (latent_fill), and the
     tuning's batches then carry the fill (build_model_batch(fill=True)), as the model was trained."""
     import m3ddm.adaptation as adaptation
 
     seen = []
     real = adaptation.build_model_batch
-    monkeypatch.setattr(adaptation, "build_model_batch", lambda *a, **k: seen.append(k["fill"]) or real(*a, **k))
+    monkeypatch.setattr(adaptation, "build_model_batch",
+                        lambda *a, **k: seen.append((k["fill"], k["relative"])) or real(*a, **k))
     video = _video(tiny_pipeline)
     adapt(tiny_pipeline.unet, replace(video, fill_hidden=True), AdaptSettings(steps=1), NoiseSchedule(), seed=1)
+    adapt(tiny_pipeline.unet, replace(video, fill_hidden=True, relative=True), AdaptSettings(steps=1),
+          NoiseSchedule(), seed=1)
     adapt(tiny_pipeline.unet, video, AdaptSettings(steps=1), NoiseSchedule(), seed=1)
-    assert seen == [True, False]
+    assert seen == [(True, False), (True, True), (False, False)]
     # the pipeline marks the clip from its model's context encoding
     import m3ddm.pipeline as pipeline
 
@@ -108,18 +111,19 @@ def test_a_model_with_a_filled_context_is_tuned_on_filled_contexts(tiny_pipeline
         pass
 
     def record(unet, clip, *args, **kwargs):
-        picked.append(clip.fill_hidden)
+        picked.append((clip.fill_hidden, clip.relative))
         raise Seen
 
     monkeypatch.setattr(pipeline, "adapt", record)
     source = ArraySource(np.zeros((6, 48, 64, 3), np.uint8), 24)
-    for encoding in ("latent_fill", "latent_mask"):
+    for encoding, relative in (("latent_fill", False), ("latent_fill", True), ("latent_mask", False)):
         pipe = pipeline.M3DDMPipeline(unet=tiny_pipeline.unet, vae=tiny_pipeline.vae,
-                                      scheduler=tiny_pipeline.scheduler, context_encoding=encoding)
+                                      scheduler=tiny_pipeline.scheduler, context_encoding=encoding,
+                                      relative_to_context=relative)
         options = OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel"), adapt=AdaptSettings(steps=1), size=96, steps=2)
         with pytest.raises(Seen):
             pipe.adapted_unet(pipe.prepare(source, options))
-    assert picked == [True, False]
+    assert picked == [(True, False), (True, True), (False, False)]
 
 
 def test_same_seed_same_adapter_and_a_resumed_run_ends_where_an_uninterrupted_one_does(tiny_pipeline, tmp_path):

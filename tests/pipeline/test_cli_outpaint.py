@@ -446,3 +446,37 @@ def test_a_model_trained_on_a_filled_context_is_fed_one_through_the_cli(tiny_pip
     in_picture = np.abs(outs["latent_fill"][picture] - outs["latent_mask"][picture]).mean()
     in_border = np.abs(outs["latent_fill"][:, :, : side - 2] - outs["latent_mask"][:, :, : side - 2]).mean()
     assert in_border > 0.2 and in_border > 5 * in_picture, (in_border, in_picture)
+
+
+def test_a_model_that_denoises_relative_to_its_context_is_sampled_so_through_the_cli(tiny_pipeline_dir, tmp_path,
+                                                                                       capsys):
+    """The same weights in a folder saying ``relative_to_context: true`` (with ``latent_fill``) write the same
+    picture and another border than without it (the sampler shifts the model's input and output by the filled
+    context); saying it with a black context is one line, exit 2, no file."""
+    import json
+    import shutil
+
+    source = make_test_video(tmp_path / "in.mp4", frames=6, size=(64, 48), fps=24)
+    outs = {}
+    for name, settings in (("plain", {"context_encoding": "latent_fill"}),
+                           ("relative", {"context_encoding": "latent_fill", "relative_to_context": True}),
+                           ("black", {"context_encoding": "latent_mask", "relative_to_context": True})):
+        model = tmp_path / name
+        shutil.copytree(tiny_pipeline_dir, model)
+        index = json.loads((model / "model_index.json").read_text())
+        (model / "model_index.json").write_text(json.dumps({**index, **settings}))
+        out = tmp_path / f"{name}.mp4"
+        code = main(["outpaint", str(source), "-o", str(out), "--model", str(model), "--quiet", "--ratio", "16:9",
+                     "--strides", "1", "--crf", "0", "--strength", "1", "--steps", "2"])
+        if name == "black":
+            error = capsys.readouterr().err.strip()
+            assert code == 2 and not out.exists()
+            assert error.count("\n") == 0 and "relative_to_context needs context_encoding" in error, error
+            continue
+        assert code == 0
+        outs[name] = np.stack(list(open_video_source(out).iter_frames())).astype(float)
+    side = (outs["plain"].shape[2] - 64) // 2
+    picture = (slice(None), slice(None), slice(side + 4, side + 60))
+    in_picture = np.abs(outs["relative"][picture] - outs["plain"][picture]).mean()
+    in_border = np.abs(outs["relative"][:, :, : side - 2] - outs["plain"][:, :, : side - 2]).mean()
+    assert in_border > 0.2 and in_border > 5 * in_picture, (in_border, in_picture)

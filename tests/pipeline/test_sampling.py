@@ -5,7 +5,8 @@ import torch
 
 from m3ddm.errors import UserError
 from m3ddm.models import GlobalContext
-from m3ddm.sampling import Guidance, WindowBatch, guided_epsilon, make_scheduler
+from m3ddm.sampling import Guidance, WindowBatch, guided_epsilon, make_scheduler, sample_windows
+from m3ddm.schedule import NoiseSchedule
 
 
 def _batch(windows=2, frames=3, h=8, w=8):
@@ -163,3 +164,27 @@ def test_replace_known_keeps_the_context_in_the_known_cells():
     replaced, plain = run(True), run(False)
     assert torch.allclose(replaced[known.expand_as(replaced)], batch.context[known.expand_as(replaced)])
     assert not torch.allclose(plain[known.expand_as(plain)], batch.context[known.expand_as(plain)], atol=1e-2)
+
+
+def test_a_relative_model_that_predicts_nothing_paints_its_context():
+    """From noise in one DDIM step on zero-terminal-SNR v-prediction, a model whose prediction is 0 estimates the
+    clean latent 0 when it is ordinary, and its context when it denoises relative to it (``batch.base``): the two
+    results differ by exactly that context carried to the last noise level, in every cell and branch."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    class Silent:
+        config = SimpleNamespace(global_context=False)
+
+        def denoise(self, sample, *args, **kwargs):
+            return torch.zeros_like(sample[:, :4])
+
+    scheduler = make_scheduler("ddim", NoiseSchedule("v_prediction", True, "trailing").config())
+    batch = _batch()
+    out = {}
+    for name, b in (("plain", batch), ("relative", replace(batch, base=batch.context))):
+        generators = [torch.Generator().manual_seed(i) for i in range(2)]
+        out[name] = sample_windows(Silent(), scheduler, b, steps=1, generators=generators, init="noise",
+                                   guidance=Guidance(2.0, 1.0))
+    last = scheduler.alphas_cumprod[0].sqrt()  # one trailing step ends at t = 0 (set_alpha_to_one is off)
+    assert torch.allclose(out["relative"] - out["plain"], last * batch.context, atol=1e-5)

@@ -207,6 +207,16 @@ def test_latent_cache_round_trip(tmp_path):
     assert not torch.equal(filled.context, plain.context) and torch.equal(filled.mask, plain.mask)
     assert torch.equal(filled.latents, plain.latents)
 
+    # relative_to_context: the batch carries the conditional context as the base, even where the context is dropped
+    # (the sampler shifts every branch by the same conditional context); zero in the known cells
+    item["drop_context"] = torch.tensor(True)
+    relative = build_model_batch(default_collate([item]), codec, black, device=torch.device("cpu"), fill=True,
+                                 relative=True)
+    assert filled.base is None and torch.equal(relative.base, filled.context)
+    assert not torch.equal(relative.context, filled.context)  # the model's input context is the dropped one
+    known = item["latent_mask"][0] < 0.5
+    assert torch.equal((relative.latents - relative.base)[..., known], torch.zeros_like(relative.latents[..., known]))
+
 
 def test_a_larger_latent_cache_gives_random_windows(tmp_path):
     codec = LatentCodec.tiny(0)

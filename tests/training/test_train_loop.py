@@ -190,6 +190,29 @@ def test_v_prediction_trains_on_v_and_exports_its_scheduler(tiny_config, tmp_pat
         tiny_config({"model": {"prediction_type": "x0"}})
 
 
+def test_a_relative_model_trains_on_the_diffusion_of_its_departure_from_the_context():
+    """With a base (relative_to_context) the loss is the ordinary loss of ``x0 - base``: the model that predicts
+    that diffusion's v exactly has zero loss, and it is not the one that would be right for ``x0``."""
+    from dataclasses import replace
+
+    from m3ddm.training.objective import ModelBatch, NoiseDraw, diffusion_loss, training_noise_scheduler
+
+    z0, base = torch.randn(2, 4, 2, 4, 4), torch.randn(2, 4, 2, 4, 4)
+    mb = ModelBatch(z0, torch.zeros_like(z0), torch.ones(2, 1, 2, 4, 4), torch.tensor([8, 8]), None, 0)
+    draw = NoiseDraw(torch.randn(z0.shape), torch.tensor([300, 999]))
+    scheduler = training_noise_scheduler(NoiseSchedule(prediction_type="v_prediction", rescale_betas_zero_snr=True))
+    relative_v = scheduler.get_velocity(z0 - base, draw.noise, draw.timesteps)
+    absolute_v = scheduler.get_velocity(z0, draw.noise, draw.timesteps)
+    oracle = lambda target: lambda sample, *args: target  # noqa: E731
+    assert diffusion_loss(oracle(relative_v), scheduler, replace(mb, base=base), draw).item() < 1e-10
+    assert diffusion_loss(oracle(absolute_v), scheduler, replace(mb, base=base), draw).item() > 0.1
+    assert diffusion_loss(oracle(absolute_v), scheduler, mb, draw).item() < 1e-10
+    # and its noisy input is the noisy x0 - base: the first four channels the model sees
+    seen = []
+    diffusion_loss(lambda sample, *args: seen.append(sample) or relative_v, scheduler, replace(mb, base=base), draw)
+    assert torch.allclose(seen[0][:, :4], scheduler.add_noise(z0 - base, draw.noise, draw.timesteps))
+
+
 def test_focus_timesteps_take_their_share_and_reach_the_loss(tiny_config, tmp_path, monkeypatch):
     from m3ddm.training.objective import draw_noise
 

@@ -88,6 +88,9 @@ class ModelConfig:
     focus_timesteps: tuple[int, ...] = ()
     focus_share: float = 0.0
     hidden_context: str = "black"  # one of HIDDEN_CONTEXTS
+    # Diffuse x0 - context rather than x0 (m3ddm.conditioning.to_relative; needs hidden_context: smooth): where the
+    # model is unsure its estimate falls back to the smooth fill of the context, not to the data's mean colour.
+    relative_to_context: bool = False
 
     @property
     def fills_hidden_context(self) -> bool:
@@ -164,7 +167,10 @@ class TrainConfig:
         in latent space (black-frame latents in hidden cells, or their smooth fill); inference must too."""
         if not self.data.latent_cache:
             return {}
-        return {"context_encoding": "latent_fill" if self.model.fills_hidden_context else "latent_mask"}
+        settings = {"context_encoding": "latent_fill" if self.model.fills_hidden_context else "latent_mask"}
+        if self.model.relative_to_context:
+            settings["relative_to_context"] = True
+        return settings
 
     def validate(self) -> TrainConfig:
         issues = self.problems()
@@ -351,6 +357,9 @@ def _problems(cfg: TrainConfig) -> list[str]:
          f"model.hidden_context must be one of {HIDDEN_CONTEXTS} (got {m.hidden_context!r})")
     need(not m.fills_hidden_context or bool(d.latent_cache),
          "model.hidden_context: smooth needs data.latent_cache (the context is filled in latent space)")
+    need(not m.relative_to_context or m.fills_hidden_context,
+         "model.relative_to_context needs model.hidden_context: smooth (the diffusion is relative to the filled "
+         "context)")
     need(not (m.zero_terminal_snr and m.prediction_type == "epsilon"),
          "model.zero_terminal_snr needs prediction_type: v_prediction (epsilon is undefined at zero SNR)")
     if m.init in ("checkpoint", "sd"):

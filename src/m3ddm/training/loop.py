@@ -348,7 +348,8 @@ def train(
                 gen = step_generator(t.seed, step, micro, rank)
                 mb = build_model_batch(batch, codec, black_latent, device=device, generator=gen,
                                        sample_posterior=config.codec.sample_posterior,
-                                       fill=config.model.fills_hidden_context)
+                                       fill=config.model.fills_hidden_context,
+                                       relative=config.model.relative_to_context)
                 draw = draw_noise(mb.latents.shape, gen, pool, focus=config.model.timestep_focus())
                 sync = accelerator.no_sync(model) if micro < accum - 1 else contextlib.nullcontext()
                 with sync:
@@ -475,7 +476,7 @@ def _log_preview(config, accelerator, unet, ema, codec, dataset, black_latent, s
     batch = default_collate([dataset[PREVIEW_SAMPLE]])
     gen = step_generator(config.train.seed, PREVIEW_SAMPLE, 0, 0)
     mb = build_model_batch(batch, codec, black_latent, device=accelerator.device, generator=gen,
-                           fill=config.model.fills_hidden_context)
+                           fill=config.model.fills_hidden_context, relative=config.model.relative_to_context)
     model = unet
     if ema is not None:
         model = copy.deepcopy(unet)

@@ -10,7 +10,9 @@
   latent with mask 0, a dropped context is the black-frame latent with an all-ones mask (guides kept), and a
   dropped global prompt is zero latents that still go through the global encoder. With ``fill`` (a latent cache and
   ``model.hidden_context: smooth``) the hidden cells of the context and of the global frames hold a smooth fill
-  from the known cells (``m3ddm.conditioning.fill_hidden``) instead of the black frame's latent.
+  from the known cells (``m3ddm.conditioning.fill_hidden``) instead of the black frame's latent. With ``relative``
+  (``model.relative_to_context``) the diffusion runs on ``x0 - context`` (the conditional context, guides put in,
+  even where the context is dropped), as ``m3ddm.sampling`` feeds such a model.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class ModelBatch:
     fps: torch.Tensor  # int64 [B]
     global_latents: torch.Tensor | None  # [B * g, C, h, w], dropped rows zeroed
     num_global: int
+    base: torch.Tensor | None = None  # relative models: the conditional context the diffusion is relative to
 
 
 @torch.no_grad()
@@ -72,10 +75,12 @@ def build_model_batch(
     sample_posterior: bool = False,
     encode_batch_size: int | None = None,
     fill: bool = False,
+    relative: bool = False,
 ) -> ModelBatch:
     """Turn a DataLoader batch (pixels from ``ClipDataset`` or latents from ``LatentClipDataset``) into UNet
     inputs. ``black_latent`` ``[C, h, w]`` is the latent of an all-black (-1) frame. ``fill`` (latent batches):
-    the hidden cells of the context and global frames filled from their known cells rather than black."""
+    the hidden cells of the context and global frames filled from their known cells rather than black.
+    ``relative``: the batch carries the conditional context as the base of a relative model."""
     guides = batch["guides"].to(device)
     drop_context = batch["drop_context"].to(device)
     drop_global = batch["drop_global"].to(device)
@@ -123,6 +128,7 @@ def build_model_batch(
             global_latents = encode(to_signed(batch["global_frames"].to(device)).flatten(0, 1))
 
     context, mask = local_condition(masked, lmask, z0, guides)
+    base = context if relative else None
     null_context, null_mask = null_condition(black, z0.shape, z0, guides)
     dropped = drop_context[:, None, None, None, None]
     context = torch.where(dropped, null_context, context)
@@ -134,7 +140,7 @@ def build_model_batch(
         num_global = global_latents.shape[0] // b
         keep = (~drop_global).to(global_latents).repeat_interleave(num_global)[:, None, None, None]
         global_latents = global_latents * keep
-    return ModelBatch(z0, context, mask, fps, global_latents, num_global)
+    return ModelBatch(z0, context, mask, fps, global_latents, num_global, base)
 
 
 class Denoiser(nn.Module):
@@ -196,9 +202,10 @@ def diffusion_loss(
     device = mb.latents.device
     noise = draw.noise.to(device)
     timesteps = draw.timesteps.to(device)
-    noisy = scheduler.add_noise(mb.latents, noise, timesteps)
+    latents = mb.latents if mb.base is None else mb.latents - mb.base  # a relative model's diffusion
+    noisy = scheduler.add_noise(latents, noise, timesteps)
     if scheduler.config.prediction_type == "v_prediction":
-        target = scheduler.get_velocity(mb.latents, noise, timesteps)
+        target = scheduler.get_velocity(latents, noise, timesteps)
     else:
         target = noise
     sample = model_input(noisy, mb.context, mb.mask)
