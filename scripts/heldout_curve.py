@@ -43,7 +43,8 @@ def _loss(unet, dataset, codec, samples: int, config, seed: int = 1234) -> float
         batch = {key: value[None] for key, value in dataset[10_000_000 + k].items()}
         gen = torch.Generator().manual_seed(seed + k)
         mb = build_model_batch(batch, codec, black, device=torch.device("cpu"), generator=gen,
-                               sample_posterior=False, fill=config.model.fills_hidden_context)
+                               sample_posterior=False, fill=config.model.fills_hidden_context,
+                               relative=config.model.relative_to_context)
         t = torch.tensor([TIMESTEPS[k % len(TIMESTEPS)]])
         draw = NoiseDraw(torch.randn(mb.latents.shape, generator=gen), t)
         total += float(diffusion_loss(model, scheduler, mb, draw))

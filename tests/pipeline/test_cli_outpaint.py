@@ -417,50 +417,24 @@ def test_the_models_steps_from_noise_apply_at_strength_1_only(tiny_pipeline_dir,
         assert not out.exists()
 
 
-def test_a_model_trained_on_a_filled_context_is_fed_one_through_the_cli(tiny_pipeline_dir, tmp_path, capsys):
-    """The same weights in a folder saying ``context_encoding: latent_fill`` write a file whose picture is the same
-    and whose border differs from the folder saying ``latent_mask`` (the hidden context is filled, not black); an
-    unknown encoding is one line, exit 2, no file."""
+@pytest.mark.parametrize("before, after, refused, message", [
+    # a model trained on a filled context is fed one (its hidden context is filled, not black)
+    ({"context_encoding": "latent_mask"}, {"context_encoding": "latent_fill"}, {"context_encoding": "latent_grey"},
+     "context_encoding must be"),
+    # a model that denoises relative to its filled context is sampled so (input and output shifted by the context)
+    ({"context_encoding": "latent_fill"}, {"context_encoding": "latent_fill", "relative_to_context": True},
+     {"context_encoding": "latent_mask", "relative_to_context": True}, "relative_to_context needs context_encoding"),
+])
+def test_the_model_folder_says_how_its_context_is_built_and_the_cli_follows(tiny_pipeline_dir, tmp_path, capsys,
+                                                                           before, after, refused, message):
+    """The same weights in a folder whose ``model_index.json`` says ``after`` write a file whose picture is the same
+    as with ``before`` and whose border differs; an impossible setting (``refused``) is one line, exit 2, no file."""
     import json
     import shutil
 
     source = make_test_video(tmp_path / "in.mp4", frames=6, size=(64, 48), fps=24)
     outs = {}
-    for encoding in ("latent_mask", "latent_fill", "latent_grey"):
-        model = tmp_path / encoding
-        shutil.copytree(tiny_pipeline_dir, model)
-        index = json.loads((model / "model_index.json").read_text())
-        (model / "model_index.json").write_text(json.dumps({**index, "context_encoding": encoding}))
-        out = tmp_path / f"{encoding}.mp4"
-        code = main(["outpaint", str(source), "-o", str(out), "--model", str(model), "--quiet", "--ratio", "16:9",
-                     "--strides", "1", "--crf", "0", "--strength", "1", "--steps", "2"])
-        if encoding == "latent_grey":
-            error = capsys.readouterr().err.strip()
-            assert code == 2 and not out.exists()
-            assert error.count("\n") == 0 and "context_encoding must be" in error, error
-            continue
-        assert code == 0
-        outs[encoding] = np.stack(list(open_video_source(out).iter_frames())).astype(float)
-    side = (outs["latent_mask"].shape[2] - 64) // 2
-    picture = (slice(None), slice(None), slice(side + 4, side + 60))
-    in_picture = np.abs(outs["latent_fill"][picture] - outs["latent_mask"][picture]).mean()
-    in_border = np.abs(outs["latent_fill"][:, :, : side - 2] - outs["latent_mask"][:, :, : side - 2]).mean()
-    assert in_border > 0.2 and in_border > 5 * in_picture, (in_border, in_picture)
-
-
-def test_a_model_that_denoises_relative_to_its_context_is_sampled_so_through_the_cli(tiny_pipeline_dir, tmp_path,
-                                                                                       capsys):
-    """The same weights in a folder saying ``relative_to_context: true`` (with ``latent_fill``) write the same
-    picture and another border than without it (the sampler shifts the model's input and output by the filled
-    context); saying it with a black context is one line, exit 2, no file."""
-    import json
-    import shutil
-
-    source = make_test_video(tmp_path / "in.mp4", frames=6, size=(64, 48), fps=24)
-    outs = {}
-    for name, settings in (("plain", {"context_encoding": "latent_fill"}),
-                           ("relative", {"context_encoding": "latent_fill", "relative_to_context": True}),
-                           ("black", {"context_encoding": "latent_mask", "relative_to_context": True})):
+    for name, settings in (("before", before), ("after", after), ("refused", refused)):
         model = tmp_path / name
         shutil.copytree(tiny_pipeline_dir, model)
         index = json.loads((model / "model_index.json").read_text())
@@ -468,15 +442,15 @@ def test_a_model_that_denoises_relative_to_its_context_is_sampled_so_through_the
         out = tmp_path / f"{name}.mp4"
         code = main(["outpaint", str(source), "-o", str(out), "--model", str(model), "--quiet", "--ratio", "16:9",
                      "--strides", "1", "--crf", "0", "--strength", "1", "--steps", "2"])
-        if name == "black":
+        if name == "refused":
             error = capsys.readouterr().err.strip()
             assert code == 2 and not out.exists()
-            assert error.count("\n") == 0 and "relative_to_context needs context_encoding" in error, error
+            assert error.count("\n") == 0 and message in error, error
             continue
         assert code == 0
         outs[name] = np.stack(list(open_video_source(out).iter_frames())).astype(float)
-    side = (outs["plain"].shape[2] - 64) // 2
+    side = (outs["before"].shape[2] - 64) // 2
     picture = (slice(None), slice(None), slice(side + 4, side + 60))
-    in_picture = np.abs(outs["relative"][picture] - outs["plain"][picture]).mean()
-    in_border = np.abs(outs["relative"][:, :, : side - 2] - outs["plain"][:, :, : side - 2]).mean()
+    in_picture = np.abs(outs["after"][picture] - outs["before"][picture]).mean()
+    in_border = np.abs(outs["after"][:, :, : side - 2] - outs["before"][:, :, : side - 2]).mean()
     assert in_border > 0.2 and in_border > 5 * in_picture, (in_border, in_picture)
