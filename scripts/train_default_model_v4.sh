@@ -12,5 +12,6 @@ mkdir -p runs/default-v4
 [ -d runs/default-v4/data/train ] || "$PY" scripts/default_model_v4.py data runs/default-v4/data
 # 2. The codec: committed in training/default-v4/vae (made once from ../shared/weights/taef2 by
 #    "$PY" scripts/default_model_v4.py codec ../shared/weights/taef2 runs/default-v4/data training/default-v4/vae).
-# 3. The UNet: resume this session's checkpoints, else warm-start from the committed snapshot.
-"$M3DDM" train --config src/m3ddm/configs/default-v4.yaml --resume --warm-start training/default-v4
+# 3. The UNet: resume this session's checkpoints, else warm-start from the committed snapshot (SNAPSHOT: another one,
+#    e.g. training/default-v4-relative, phase 5's end).
+"$M3DDM" train --config src/m3ddm/configs/default-v4.yaml --resume --warm-start "${SNAPSHOT:-training/default-v4}"
