@@ -49,12 +49,14 @@ def test_v4_configs_differ_only_in_variant_and_output(script):
     assert configs["sdm"] == configs["msdm"] == configs["m3ddm"]
     config = configs["m3ddm"]
     # the v4 recipe as the reproduction ran it: default-v4's model keys, with Min-SNR (the campaign dropped it at
-    # step 36250 after the recipe ablation) and the black hidden context (the campaign's phase 4 fills it)
-    same = ("variant", "min_snr_gamma", "hidden_context")
+    # step 36250 after the recipe ablation) and the black hidden context (the campaign's phase 4 fills it) with the
+    # absolute objective (phase 5 diffuses relative to the filled context)
+    same = ("variant", "min_snr_gamma", "hidden_context", "relative_to_context")
     assert {k: v for k, v in config["model"].items() if k not in same} == \
         {k: v for k, v in v4["model"].items() if k not in same}
     assert config["model"]["min_snr_gamma"] == 5.0
     assert config["model"].get("hidden_context", "black") == "black" and v4["model"]["hidden_context"] == "smooth"
+    assert not config["model"].get("relative_to_context", False) and v4["model"]["relative_to_context"]
     assert config["masking"] == v4["masking"]
     assert config["codec"] == {**v4["codec"], "path": "training/default-v4/vae", "sample_posterior": False}
     assert config["data"]["size"] == [64, 64] and config["data"]["latent_cache"] == "runs/repro-v4/latents"
