@@ -19,6 +19,8 @@ next to the border, rather than to the training data's mean colour (a grey borde
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -101,6 +103,17 @@ def from_relative(prediction: torch.Tensor, base: torch.Tensor, alpha_bar: torch
     if prediction_type == "sample":
         return prediction + base
     raise ValueError(f"unknown prediction type {prediction_type!r}")
+
+
+def predict_relative(predict: Callable[[torch.Tensor], torch.Tensor], noisy: torch.Tensor,
+                     base: torch.Tensor | None, alpha_bar: torch.Tensor | float,
+                     prediction_type: str) -> torch.Tensor:
+    """``predict`` (noisy latents -> the model's prediction) for ordinary ``noisy`` latents: a model relative to
+    ``base`` is called on ``to_relative`` latents and read back with ``from_relative``; ``base`` None calls it as it
+    is."""
+    if base is None:
+        return predict(noisy)
+    return from_relative(predict(to_relative(noisy, base, alpha_bar)), base, alpha_bar, prediction_type)
 
 
 def local_condition(

@@ -694,10 +694,11 @@ class M3DDMPipeline(DiffusionPipeline):
             null_masks.append(null_mask)
             inits.append(as_clip(encoded.prefilled, idx) if encoded.prefilled is not None else torch.zeros_like(ctx))
             rates.append(int(conditioning_fps(float(encoded.fps), window.stride, at_least_one=not official_fps)))
-        return WindowBatch(torch.cat(contexts), torch.cat(masks), torch.cat(nulls), torch.cat(null_masks),
+        context = torch.cat(contexts)
+        return WindowBatch(context, torch.cat(masks), torch.cat(nulls), torch.cat(null_masks),
                            torch.cat(inits), torch.tensor(rates, device=device),
                            context_rows=torch.ones(len(windows), dtype=torch.long),
-                           base=torch.cat(contexts) if self.relative_to_context else None)
+                           base=context if self.relative_to_context else None)
 
     def generation_cost(self, options: OutpaintOptions, plan: Plan) -> GenerationCost:
         """The cost of generating ``plan`` with resolved ``options`` (before any work)."""

@@ -22,7 +22,7 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from m3ddm.conditioning import from_relative, model_input, to_relative
+from m3ddm.conditioning import model_input, predict_relative
 from m3ddm.errors import UserError
 from m3ddm.models.attention import GlobalContext
 from m3ddm.schedule import PAPER_SCHEDULE, NoiseSchedule
@@ -238,16 +238,12 @@ def sample_windows(
         latents = noise * scheduler.init_noise_sigma
     else:
         raise ValueError(f"init must be 'prefill' or 'noise', got {init!r}")
+    base = None if batch.base is None else batch.base.to(latents)
     for i, t in enumerate(timesteps):
         model_in = scheduler.scale_model_input(latents, t)
-        if batch.base is None:
-            eps = guided_epsilon(unet, model_in, t, batch, guidance, context, null_row, branches)
-        else:
-            alpha_bar = scheduler.alphas_cumprod[int(round(float(t)))]
-            base = batch.base.to(model_in)
-            eps = guided_epsilon(unet, to_relative(model_in, base, alpha_bar), t, batch, guidance, context,
-                                 null_row, branches)
-            eps = from_relative(eps, base, alpha_bar, scheduler.config.prediction_type)
+        eps = predict_relative(
+            lambda noisy, t=t: guided_epsilon(unet, noisy, t, batch, guidance, context, null_row, branches),
+            model_in, base, scheduler.alphas_cumprod[int(round(float(t)))], scheduler.config.prediction_type)
         latents = scheduler.step(eps, t, latents).prev_sample
         if replace_known:
             known = batch.context.float() if i + 1 == len(timesteps) else \

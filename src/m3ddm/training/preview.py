@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from m3ddm.conditioning import from_relative, model_input, to_relative
+from m3ddm.conditioning import model_input, predict_relative
 from m3ddm.sampling import make_scheduler
 from m3ddm.schedule import PAPER_SCHEDULE, NoiseSchedule
 from m3ddm.training.objective import ModelBatch
@@ -30,11 +30,10 @@ def denoise_preview(unet, codec, mb: ModelBatch, steps: int = 20, seed: int = 0,
         context = unet.encode_global(mb.global_latents[: mb.num_global], num_global=mb.num_global)
     base = None if mb.base is None else mb.base[:1]
     for t in scheduler.timesteps:
-        alpha_bar = scheduler.alphas_cumprod[int(t)]
-        noisy = latents if base is None else to_relative(latents, base, alpha_bar)
-        eps = unet.denoise(model_input(noisy, mb.context[:1], mb.mask[:1]), int(t), mb.fps[:1], context).float()
-        if base is not None:
-            eps = from_relative(eps, base, alpha_bar, scheduler.config.prediction_type)
+        eps = predict_relative(
+            lambda noisy, t=t: unet.denoise(model_input(noisy, mb.context[:1], mb.mask[:1]), int(t), mb.fps[:1],
+                                            context).float(),
+            latents, base, scheduler.alphas_cumprod[int(t)], scheduler.config.prediction_type)
         latents = scheduler.step(eps, t, latents).prev_sample
     mask = mb.mask[:1]
     latents = mask * latents + (1 - mask) * z0  # known latents back (guides and context)
