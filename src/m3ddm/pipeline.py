@@ -124,8 +124,12 @@ class OutpaintOptions:
 # "latent_mask" encodes the TELEA-pre-filled canvas and puts the black-frame latent into the masked latent cells,
 # which is what training from a latent cache shows the model (masking in latent space); "latent_fill" encodes it the
 # same way and fills the masked cells smoothly from the known ones (m3ddm.conditioning.fill_hidden), for a model
-# trained with model.hidden_context: smooth.
-CONTEXT_ENCODINGS = ("letterbox", "latent_mask", "latent_fill")
+# trained with model.hidden_context: smooth; "latent_prefill" keeps the pre-filled canvas's own latents in the masked
+# cells too, for the same models: the pre-fill is smooth in pixels, where the latent fill of TAEF2's latents decodes
+# to a checkered mosaic (model card, fortieth rule).
+CONTEXT_ENCODINGS = ("letterbox", "latent_mask", "latent_fill", "latent_prefill")
+# the encodings whose hidden cells hold a fill (models trained with model.hidden_context: smooth)
+FILLED_CONTEXTS = ("latent_fill", "latent_prefill")
 # The border's pre-fill (the start of image-to-image sampling, and the context's edge cells under latent_mask):
 # per frame ("telea", "smooth"), or the pixels other frames saw with one of those for the rest ("propagate" is
 # TELEA for the rest).
@@ -289,9 +293,9 @@ class M3DDMPipeline(DiffusionPipeline):
                         default_noise_share=default_noise_share, default_guidance=default_guidance,
                         default_keep_seen=default_keep_seen, default_steady=default_steady,
                         default_texture=default_texture, relative_to_context=relative_to_context)
-        if relative_to_context and context_encoding != "latent_fill":
-            raise ValueError("relative_to_context needs context_encoding 'latent_fill' (the diffusion is relative to "
-                             "the filled context)")
+        if relative_to_context and context_encoding not in FILLED_CONTEXTS:
+            raise ValueError(f"relative_to_context needs a context_encoding in {FILLED_CONTEXTS} (the diffusion is "
+                             "relative to the filled context)")
         self.register_modules(unet=unet, vae=vae, scheduler=scheduler)
         self.register_to_config(
             global_frames=global_frames, num_global_frames=num_global_frames, default_size=default_size,
@@ -305,8 +309,9 @@ class M3DDMPipeline(DiffusionPipeline):
 
     @property
     def fills_hidden_context(self) -> bool:
-        """Whether the model was trained with the hidden cells of its context filled (``latent_fill``)."""
-        return self.config.get("context_encoding") == "latent_fill"
+        """Whether the model was trained with the hidden cells of its context filled (``latent_fill``, and
+        ``latent_prefill`` which fills them otherwise at inference)."""
+        return self.config.get("context_encoding") in FILLED_CONTEXTS
 
     @property
     def relative_to_context(self) -> bool:
@@ -565,7 +570,8 @@ class M3DDMPipeline(DiffusionPipeline):
                 pending.clear()
                 pending_fill.clear()
 
-        latent_masked = self.config.get("context_encoding", "letterbox") in ("latent_mask", "latent_fill")
+        encoding = self.config.get("context_encoding", "letterbox")
+        latent_masked = encoding != "letterbox"
         need_fill = options.init == "prefill" or latent_masked
         # propagation needs the other frames of a shot: its pre-fills are made and encoded after the stream
         propagates, fill = prefill_parts(options.prefill)
@@ -609,9 +615,11 @@ class M3DDMPipeline(DiffusionPipeline):
         # the codec's own factor: our factor-4 codecs have latents twice as fine as SD's
         cells = latent_mask(geometry.mask, codec.downsample_factor)
         latent_mask_t = torch.from_numpy(cells.astype(np.float32))[None, None, None]
-        if latent_masked:
+        if encoding == "latent_prefill":
+            masked_t = torch.cat(prefilled)
+        elif latent_masked:
             masked_t = torch.where(latent_mask_t[0, 0] > 0.5, black[None], torch.cat(prefilled))
-            if self.fills_hidden_context:
+            if encoding == "latent_fill":
                 masked_t = fill_hidden(masked_t, latent_mask_t[0, 0])
         else:
             masked_t = torch.cat(masked)
