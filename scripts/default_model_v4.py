@@ -5,6 +5,8 @@
     python scripts/default_model_v4.py codec TAEF2 DATA OUT   # TAEF2 with per-channel latent statistics
     python scripts/default_model_v4.py export CHECKPOINT[,CHECKPOINT...] CODEC OUT [KEY=VALUE ...]  # a pipeline
         # folder (the EMA UNet; several checkpoints: the mean of their EMA weights)
+    python scripts/default_model_v4.py export-snapshot SNAPSHOT CONFIG CODEC OUT [KEY=VALUE ...]  # the same from a
+        # committed snapshot (weights only: its EMA UNet) and the training config that made it
     python scripts/default_model_v4.py val-wide OUT     # validation clips at a user's sizes, to choose defaults
     python scripts/default_model_v4.py val-movers OUT   # a large object crossing a still scene (validation)
 
@@ -126,6 +128,17 @@ def export(checkpoints: list[Path], codec_dir: Path, out: Path, settings: dict) 
         unet.load_state_dict({k: sum(state[k].float() for state in states) / len(states) for k in states[0]})
     config_text = (checkpoints[0] / "training_config.yaml").read_text()
     export_unet(unet, load_config(checkpoints[0] / "training_config.yaml"), config_text, codec_dir, out, settings)
+
+
+def export_snapshot(snapshot: Path, config_file: Path, codec_dir: Path, out: Path, settings: dict) -> None:
+    """An inference folder from a committed snapshot (``m3ddm train --snapshot``: weights only, no config) and the
+    training config that made its weights (see :func:`export_unet`)."""
+    from m3ddm.models import M3DDMUNet
+    from m3ddm.training.config import load_config
+    from m3ddm.training.snapshot import EMA_FOLDER
+
+    unet = M3DDMUNet.from_pretrained(snapshot / EMA_FOLDER).float().eval()
+    export_unet(unet, load_config(config_file), config_file.read_text(), codec_dir, out, settings)
 
 
 def export_unet(unet, training_config, config_text: str, codec_dir: Path, out: Path, settings: dict) -> None:
@@ -335,6 +348,9 @@ if __name__ == "__main__":
         make_codec(Path(paths[0]), Path(paths[1]), Path(paths[2]))
     elif command == "variety":
         make_variety(Path(paths[0]))
+    elif command == "export-snapshot":
+        export_snapshot(Path(paths[0]), Path(paths[1]), Path(paths[2]), Path(paths[3]),
+                        dict(_setting(p) for p in paths[4:]))
     elif command == "val-wide":
         make_wide_validation(Path(paths[0]))
     elif command == "val-movers":

@@ -423,7 +423,11 @@ def test_the_models_steps_from_noise_apply_at_strength_1_only(tiny_pipeline_dir,
      "context_encoding must be"),
     # a model that denoises relative to its filled context is sampled so (input and output shifted by the context)
     ({"context_encoding": "latent_fill"}, {"context_encoding": "latent_fill", "relative_to_context": True},
-     {"context_encoding": "latent_mask", "relative_to_context": True}, "relative_to_context needs context_encoding"),
+     {"context_encoding": "latent_mask", "relative_to_context": True}, "relative_to_context needs a context_encoding"),
+    # a relative model whose hidden context comes from the pre-fill's latents has that pre-fill as its base
+    ({"context_encoding": "latent_fill", "relative_to_context": True},
+     {"context_encoding": "latent_prefill", "relative_to_context": True},
+     {"context_encoding": "letterbox", "relative_to_context": True}, "relative_to_context needs a context_encoding"),
 ])
 def test_the_model_folder_says_how_its_context_is_built_and_the_cli_follows(tiny_pipeline_dir, tmp_path, capsys,
                                                                            before, after, refused, message):

@@ -316,6 +316,37 @@ def test_latent_fill_gives_the_hidden_cells_the_fill_of_the_known_ones_as_traini
     assert torch.equal(filled.global_latents, fill_hidden(black.global_latents, filled.latent_mask[0, 0]))
 
 
+def test_latent_prefill_keeps_the_pre_fills_own_latents_in_the_hidden_cells():
+    """context_encoding "latent_prefill": the context (and the global frames) are the pre-filled canvas's latents,
+    hidden cells included; the known cells are latent_mask's; from noise too, where no start latents are kept."""
+    from m3ddm.codecs import LatentCodec
+    from m3ddm.models import M3DDMUNet
+    from m3ddm.sampling import make_scheduler
+    from m3ddm.schedule import ZERO_SNR_V_SCHEDULE
+
+    torch.manual_seed(2)
+    codec = LatentCodec.tiny_autoencoder(seed=2, latent_channels=8, width=8)
+    unet = M3DDMUNet.from_preset("tiny", in_channels=17, out_channels=8).eval()
+    encoded = {}
+    for encoding, init in (("latent_mask", "prefill"), ("latent_fill", "prefill"), ("latent_prefill", "prefill"),
+                           ("latent_prefill", "noise")):
+        pipe = M3DDMPipeline(unet=unet, vae=codec.vae, scheduler=make_scheduler("ddim", ZERO_SNR_V_SCHEDULE.config()),
+                             default_size=128, default_steps=2, default_scheduler="ddim", context_encoding=encoding,
+                             relative_to_context=encoding != "latent_mask")
+        source = ArraySource(_frames(6), 24)
+        options = pipe.resolve(OutpaintOptions(pad=Pad(16, 0, 16, 0, "pixel"), init=init), 6)
+        encoded[encoding, init] = pipe.encode_video(source, pipe.geometry_for(source, options), options)
+    prefill, black = encoded["latent_prefill", "prefill"], encoded["latent_mask", "prefill"]
+    cells = prefill.latent_mask[0, 0].bool()[0]
+    assert torch.equal(prefill.masked, prefill.prefilled)
+    assert torch.equal(prefill.masked[:, :, ~cells], black.masked[:, :, ~cells])
+    for other in (black, encoded["latent_fill", "prefill"]):
+        assert not torch.allclose(prefill.masked[:, :, cells], other.masked[:, :, cells])
+    from_noise = encoded["latent_prefill", "noise"]
+    assert from_noise.prefilled is None and torch.equal(from_noise.masked, prefill.masked)
+    assert torch.equal(from_noise.global_latents, prefill.global_latents)
+
+
 def test_the_unet_always_sees_16_frames_and_padded_frames_are_not_written(tiny_pipeline):
     seen = []
     unet = tiny_pipeline.unet
