@@ -53,7 +53,6 @@ def test_official_config_with_real_paths(tmp_path):
     ({"model": {"focus_timesteps": [199], "focus_share": 1.5}}, "focus_share must be in"),
     ({"model": {"focus_share": 0.5}}, "focus_share needs model.focus_timesteps"),
     ({"model": {"hidden_context": "grey"}}, "model.hidden_context must be one of"),
-    ({"model": {"hidden_context": "smooth"}}, "hidden_context: smooth needs data.latent_cache"),
     ({"model": {"relative_to_context": True}}, "relative_to_context needs model.hidden_context: smooth"),
 ])
 def test_bad_configs_raise_one_clear_user_error(tiny_dict, override, message):
@@ -191,3 +190,6 @@ def test_the_exported_context_encoding_follows_the_training_data_and_hidden_cont
     relative = config_from_dict(tiny_dict({**cached, "model": {"hidden_context": "smooth",
                                                                 "relative_to_context": True}}))
     assert relative.pipeline_settings() == {"context_encoding": "latent_fill", "relative_to_context": True}
+    # without a latent cache the pixels are filled before encoding: the pipeline encodes its pre-filled canvas
+    assert config_from_dict(tiny_dict({"model": {"hidden_context": "smooth"}})).pipeline_settings() == {
+        "context_encoding": "latent_prefill"}

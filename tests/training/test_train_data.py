@@ -30,6 +30,7 @@ from m3ddm.training.data import (
 from m3ddm.training.masking import MaskProbabilities
 from m3ddm.training.objective import build_model_batch
 from m3ddm.training.synthetic import iter_synthetic_videos, synthetic_video, write_synthetic_videos
+from m3ddm.utils.pixels import to_signed
 
 
 def _image(path, value=100):
@@ -122,6 +123,18 @@ def test_global_frames_carry_no_pixels_of_the_region_to_fill():
     assert torch.equal(a.global_latents, b.global_latents)
     assert torch.equal(a.context, b.context)  # the masked context does not see it either
     assert not torch.equal(a.latents, b.latents)
+
+    # hidden_context: smooth without a latent cache: the letterboxed pixels are filled from the known ones before
+    # encoding (the pre-filled canvas of the pipeline's latent_prefill); the region to fill still never leaks in
+    fa = build_model_batch(default_collate([item]), codec, black, device=torch.device("cpu"), fill=True)
+    fb = build_model_batch(default_collate([other]), codec, black, device=torch.device("cpu"), fill=True)
+    assert torch.equal(fa.context, fb.context) and not torch.equal(fa.context, a.context)
+    pixels = to_signed(item["frames"])  # [F, 3, H, W]
+    hidden = item["mask"][None].float()  # [1, 1, H, W]
+    letterboxed = torch.where(hidden > 0.5, -torch.ones_like(pixels), pixels)
+    expected = codec.encode(fill_hidden(letterboxed, hidden)).float()
+    assert torch.allclose(fa.context[0].permute(1, 0, 2, 3), expected, atol=1e-5)
+    assert torch.equal(fa.latents, a.latents) and torch.equal(fa.mask, a.mask)
 
 
 def test_one_mask_for_every_frame_of_a_clip():

@@ -27,7 +27,8 @@ INITS = ("scratch", "checkpoint", "sd")
 SHORT_VIDEO_POLICIES = ("pad", "skip")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 # What the UNet's context holds in its hidden cells: "black" (the black frame's latent, the paper) or "smooth" (a
-# smooth fill from the frame's known cells, m3ddm.conditioning.fill_hidden; latent cache only).
+# smooth fill from the frame's known part, m3ddm.conditioning.fill_hidden: of the latent cells with a latent cache,
+# of the pixels before encoding without one, which is what the pipeline's latent_prefill gives at inference).
 HIDDEN_CONTEXTS = ("black", "smooth")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 
@@ -164,10 +165,14 @@ class TrainConfig:
 
     def pipeline_settings(self) -> dict:
         """Settings an exported pipeline needs to feed the model as it was trained: a latent cache masks the context
-        in latent space (black-frame latents in hidden cells, or their smooth fill); inference must too."""
-        if not self.data.latent_cache:
+        in latent space (black-frame latents in hidden cells, or their smooth fill); without one a filled context is
+        the latent of a pre-filled canvas; inference must do the same."""
+        if self.data.latent_cache:
+            settings = {"context_encoding": "latent_fill" if self.model.fills_hidden_context else "latent_mask"}
+        elif self.model.fills_hidden_context:
+            settings = {"context_encoding": "latent_prefill"}
+        else:
             return {}
-        settings = {"context_encoding": "latent_fill" if self.model.fills_hidden_context else "latent_mask"}
         if self.model.relative_to_context:
             settings["relative_to_context"] = True
         return settings
@@ -355,8 +360,6 @@ def _problems(cfg: TrainConfig) -> list[str]:
     need(not (m.focus_share and not m.focus_timesteps), "model.focus_share needs model.focus_timesteps")
     need(m.hidden_context in HIDDEN_CONTEXTS,
          f"model.hidden_context must be one of {HIDDEN_CONTEXTS} (got {m.hidden_context!r})")
-    need(not m.fills_hidden_context or bool(d.latent_cache),
-         "model.hidden_context: smooth needs data.latent_cache (the context is filled in latent space)")
     need(not m.relative_to_context or m.fills_hidden_context,
          "model.relative_to_context needs model.hidden_context: smooth (the diffusion is relative to the filled "
          "context)")

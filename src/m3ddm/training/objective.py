@@ -8,11 +8,12 @@
 * Conditioning is built with ``m3ddm.conditioning`` so training and sampling agree exactly: masked-context
   latents = the codec's latents of the letterboxed frames (masked pixels = -1), guide frames carry their raw
   latent with mask 0, a dropped context is the black-frame latent with an all-ones mask (guides kept), and a
-  dropped global prompt is zero latents that still go through the global encoder. With ``fill`` (a latent cache and
-  ``model.hidden_context: smooth``) the hidden cells of the context and of the global frames hold a smooth fill
-  from the known cells (``m3ddm.conditioning.fill_hidden``) instead of the black frame's latent. With ``relative``
-  (``model.relative_to_context``) the diffusion runs on ``x0 - context`` (the conditional context, guides put in,
-  even where the context is dropped), as ``m3ddm.sampling`` feeds such a model.
+  dropped global prompt is zero latents that still go through the global encoder. With ``fill``
+  (``model.hidden_context: smooth``) the hidden cells of the context hold a smooth fill from the known part
+  (``m3ddm.conditioning.fill_hidden``) instead of the black frame's latent: of the latent cells with a latent cache
+  (the global frames too), of the letterboxed pixels before encoding without one (the pipeline's latent_prefill).
+  With ``relative`` (``model.relative_to_context``) the diffusion runs on ``x0 - context`` (the conditional context,
+  guides put in, even where the context is dropped), as ``m3ddm.sampling`` feeds such a model.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ def build_model_batch(
     relative: bool = False,
 ) -> ModelBatch:
     """Turn a DataLoader batch (pixels from ``ClipDataset`` or latents from ``LatentClipDataset``) into UNet
-    inputs. ``black_latent`` ``[C, h, w]`` is the latent of an all-black (-1) frame. ``fill`` (latent batches):
-    the hidden cells of the context and global frames filled from their known cells rather than black.
+    inputs. ``black_latent`` ``[C, h, w]`` is the latent of an all-black (-1) frame. ``fill``: the hidden cells of
+    the context (and, for latent batches, of the global frames) filled from the known part rather than black: in
+    latent space for latent batches, in pixels before encoding for pixel batches.
     ``relative``: the batch carries the conditional context as the base of a relative model."""
     guides = batch["guides"].to(device)
     drop_context = batch["drop_context"].to(device)
@@ -118,6 +120,8 @@ def build_model_batch(
         pixel_mask = batch["mask"].to(device, torch.float32)  # [B, 1, H, W]
         frame_mask = pixel_mask.repeat_interleave(f, dim=0)  # [B*F, 1, H, W]
         letterboxed = torch.where(frame_mask > 0.5, torch.full_like(pixels, -1.0), pixels)
+        if fill:  # the pre-filled canvas the pipeline encodes for latent_prefill, with a smooth fill of the pixels
+            letterboxed = fill_hidden(letterboxed, frame_mask)
         both = encode(torch.cat([pixels, letterboxed]))
         z0 = rearrange(both[: b * f], "(b f) c h w -> b c f h w", b=b)
         masked = rearrange(both[b * f:], "(b f) c h w -> b c f h w", b=b)
