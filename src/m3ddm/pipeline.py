@@ -130,9 +130,9 @@ class OutpaintOptions:
 CONTEXT_ENCODINGS = ("letterbox", "latent_mask", "latent_fill", "latent_prefill")
 # the encodings whose hidden cells hold a fill (models trained with model.hidden_context: smooth)
 FILLED_CONTEXTS = ("latent_fill", "latent_prefill")
-# The border's pre-fill (the start of image-to-image sampling, and the context's edge cells under latent_mask):
-# per frame ("telea", "smooth"), or the pixels other frames saw with one of those for the rest ("propagate" is
-# TELEA for the rest).
+# The border's pre-fill (the start of image-to-image sampling; the context's edge cells under latent_mask, all its
+# hidden cells under latent_prefill): per frame ("telea", "smooth"), or the pixels other frames saw with one of those
+# for the rest ("propagate" is TELEA for the rest).
 PREFILLS = ("telea", "smooth", "propagate", "propagate-smooth")
 # --prefill propagate looks this many frames away at most: it bounds the cost on a long static shot.
 PROPAGATION_REACH = 120
