@@ -616,6 +616,7 @@ class M3DDMPipeline(DiffusionPipeline):
         cells = latent_mask(geometry.mask, codec.downsample_factor)
         latent_mask_t = torch.from_numpy(cells.astype(np.float32))[None, None, None]
         if encoding == "latent_prefill":
+            # a tensor of its own, not the pre-fill's start latents: the work state's safetensors refuses shared memory
             masked_t = torch.cat(prefilled)
         elif latent_masked:
             masked_t = torch.where(latent_mask_t[0, 0] > 0.5, black[None], torch.cat(prefilled))
